@@ -1,0 +1,1 @@
+"""SageMaker Pipelines for the model-build repo."""

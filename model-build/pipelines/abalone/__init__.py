@@ -1,0 +1,1 @@
+"""The abalone age regression pipeline: preprocess -> train -> evaluate -> condition -> register."""

@@ -1,0 +1,267 @@
+"""The abalone SageMaker pipeline (SDK v3): preprocess -> train -> evaluate -> condition -> register.
+
+    Preprocess -> Train -> Evaluate -> CheckMseEvaluation -+-> RegisterModel (mse <= MseThreshold)
+                                                           +-> FailOnMse     (otherwise)
+
+`get_pipeline(...)` builds it without touching AWS: step scripts are addressed by their content
+hash (`step_code()` lists them; `run_pipeline run` uploads them), so the same code always gives
+the same definition bytes, and unchanged steps hit SageMaker's cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pipelines import sdk_env
+
+sdk_env.configure()  # before any sagemaker import: see sdk_env
+
+from sagemaker.core import image_uris  # noqa: E402
+from sagemaker.core.model_metrics import MetricsSource, ModelMetrics  # noqa: E402
+from sagemaker.core.processing import ScriptProcessor  # noqa: E402
+from sagemaker.core.shapes import (  # noqa: E402
+    ProcessingInput,
+    ProcessingOutput,
+    ProcessingS3Input,
+    ProcessingS3Output,
+)
+from sagemaker.core.workflow.conditions import ConditionLessThanOrEqualTo  # noqa: E402
+from sagemaker.core.workflow.execution_variables import ExecutionVariables  # noqa: E402
+from sagemaker.core.workflow.functions import Join, JsonGet  # noqa: E402
+from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString  # noqa: E402
+from sagemaker.core.workflow.properties import PropertyFile  # noqa: E402
+from sagemaker.mlops.workflow.condition_step import ConditionStep  # noqa: E402
+from sagemaker.mlops.workflow.fail_step import FailStep  # noqa: E402
+from sagemaker.mlops.workflow.model_step import ModelStep  # noqa: E402
+from sagemaker.mlops.workflow.pipeline import Pipeline  # noqa: E402
+from sagemaker.mlops.workflow.steps import CacheConfig, ProcessingStep, TrainingStep  # noqa: E402
+from sagemaker.serve.model_builder import ModelBuilder  # noqa: E402
+from sagemaker.train import ModelTrainer  # noqa: E402
+from sagemaker.train.configs import Compute, InputData, OutputDataConfig, StoppingCondition  # noqa: E402
+
+HERE = Path(__file__).parent
+SKLEARN_VERSION = "1.2-1"
+XGBOOST_VERSION = "1.7-1"
+# The SDK does not accept a pipeline parameter here (pydantic int); the default would be 1 hour.
+MAX_TRAINING_SECONDS = 3600
+CACHE = CacheConfig(enable_caching=True, expire_after="P30D")
+
+# Tunable XGBoost hyperparameters: pipeline parameter name -> (algorithm name, default).
+HYPERPARAMETERS = {
+    "NumRound": ("num_round", 100),
+    "MaxDepth": ("max_depth", 5),
+    "Eta": ("eta", 0.2),
+    "Gamma": ("gamma", 4.0),
+    "MinChildWeight": ("min_child_weight", 6.0),
+    "Subsample": ("subsample", 0.7),
+}
+# Fixed so the algorithm behaves the same in the 1.7-1 container and in newer xgboost releases.
+FIXED_HYPERPARAMETERS = {"objective": "reg:squarederror", "tree_method": "hist", "seed": 42}
+
+# Lineage metadata keys on the registered model package; model-deploy reads TestDataUrl.
+METADATA_GIT_COMMIT = "GitCommit"
+METADATA_PIPELINE_URL = "GitLabPipelineUrl"
+METADATA_INPUT_DATA = "InputDataUrl"
+METADATA_TEST_DATA = "TestDataUrl"
+
+
+def step_code(pipeline_name: str, default_bucket: str) -> dict[str, str]:
+    """Step script path -> content-addressed S3 URI where the pipeline expects it."""
+    code = {}
+    for script in ("preprocess.py", "evaluate.py"):
+        path = HERE / script
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        code[str(path)] = f"s3://{default_bucket}/{pipeline_name}/code/{digest}/{script}"
+    return code
+
+
+def get_pipeline(
+    region: str,
+    role: str,
+    default_bucket: str,
+    pipeline_name: str = "abalone",
+    model_package_group_name: str = "abalone",
+    base_job_prefix: str = "abalone",
+) -> Pipeline:
+    """Build the pipeline. Nothing is sent to AWS until `upsert()`."""
+    session = sdk_env.pipeline_session(region, default_bucket)
+    code = {Path(path).name: uri for path, uri in step_code(pipeline_name, default_bucket).items()}
+
+    input_data = ParameterString("InputDataUrl", default_value=f"s3://{default_bucket}/data/abalone/abalone.csv")
+    processing_instance = ParameterString("ProcessingInstanceType", default_value="ml.m5.xlarge")
+    training_instance = ParameterString("TrainingInstanceType", default_value="ml.m5.xlarge")
+    split_seed = ParameterInteger("SplitSeed", default_value=42)
+    mse_threshold = ParameterFloat("MseThreshold", default_value=6.0)
+    approval_status = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
+    git_commit = ParameterString("GitCommit", default_value="unknown")
+    pipeline_url = ParameterString("GitLabPipelineUrl", default_value="none")
+    tuning = {name: _parameter(name, default) for name, (_, default) in HYPERPARAMETERS.items()}
+
+    def output(step: str, name: str) -> ProcessingOutput:
+        # Execution-scoped output paths never collide; SageMaker leaves outputs out of the cache key.
+        uri = Join(
+            on="/", values=["s3:/", default_bucket, pipeline_name, ExecutionVariables.PIPELINE_EXECUTION_ID, step, name]
+        )
+        return ProcessingOutput(
+            output_name=name,
+            s3_output=ProcessingS3Output(
+                s3_uri=uri, local_path=f"/opt/ml/processing/{name}", s3_upload_mode="EndOfJob"
+            ),
+        )
+
+    def s3_input(name: str, uri, local_path: str) -> ProcessingInput:
+        return ProcessingInput(
+            input_name=name,
+            s3_input=ProcessingS3Input(
+                s3_uri=uri, local_path=local_path, s3_data_type="S3Prefix", s3_input_mode="File"
+            ),
+        )
+
+    def processor(image: str, job: str) -> ScriptProcessor:
+        return ScriptProcessor(
+            image_uri=image,
+            command=["python3"],
+            instance_type=processing_instance,
+            instance_count=1,
+            base_job_name=f"{base_job_prefix}-{job}",
+            sagemaker_session=session,
+            role=role,
+        )
+
+    sklearn_image = image_uris.retrieve(
+        framework="sklearn", region=region, version=SKLEARN_VERSION, py_version="py3", instance_type="ml.m5.xlarge"
+    )
+    xgboost_image = image_uris.retrieve(framework="xgboost", region=region, version=XGBOOST_VERSION)
+
+    preprocess = ProcessingStep(
+        name="Preprocess",
+        step_args=processor(sklearn_image, "preprocess").run(
+            code=code["preprocess.py"],
+            inputs=[s3_input("raw", input_data, "/opt/ml/processing/input")],
+            outputs=[output("Preprocess", name) for name in ("train", "validation", "test")],
+            arguments=[
+                "--input-dir",
+                "/opt/ml/processing/input",
+                "--output-dir",
+                "/opt/ml/processing",
+                "--seed",
+                split_seed.to_string(),
+            ],
+        ),
+        cache_config=CACHE,
+    )
+    split_uri = {
+        name: preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
+        for name in ("train", "validation", "test")
+    }
+
+    trainer = ModelTrainer(
+        training_image=xgboost_image,
+        role=role,
+        sagemaker_session=session,
+        base_job_name=f"{base_job_prefix}-train",
+        compute=Compute(instance_type=training_instance, instance_count=1),
+        stopping_condition=StoppingCondition(max_runtime_in_seconds=MAX_TRAINING_SECONDS),
+        output_data_config=OutputDataConfig(s3_output_path=f"s3://{default_bucket}/{pipeline_name}/models"),
+        hyperparameters={
+            **FIXED_HYPERPARAMETERS,
+            **{algo_name: tuning[name] for name, (algo_name, _) in HYPERPARAMETERS.items()},
+        },
+    )
+    train = TrainingStep(
+        name="Train",
+        step_args=trainer.train(
+            input_data_config=[
+                InputData(channel_name=channel, data_source=split_uri[channel], content_type="text/csv")
+                for channel in ("train", "validation")
+            ]
+        ),
+        cache_config=CACHE,
+    )
+    model_data = train.properties.ModelArtifacts.S3ModelArtifacts
+
+    evaluation_report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
+    evaluate = ProcessingStep(
+        name="Evaluate",
+        step_args=processor(xgboost_image, "evaluate").run(
+            code=code["evaluate.py"],
+            inputs=[
+                s3_input("model", model_data, "/opt/ml/processing/model"),
+                s3_input("test", split_uri["test"], "/opt/ml/processing/test"),
+            ],
+            outputs=[output("Evaluate", "evaluation")],
+            arguments=[
+                "--model-dir",
+                "/opt/ml/processing/model",
+                "--test-dir",
+                "/opt/ml/processing/test",
+                "--output-dir",
+                "/opt/ml/processing/evaluation",
+            ],
+        ),
+        property_files=[evaluation_report],
+        cache_config=CACHE,
+    )
+    evaluation_uri = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
+    mse = JsonGet(step_name=evaluate.name, property_file=evaluation_report, json_path="regression_metrics.mse.value")
+
+    register = ModelStep(
+        name="RegisterModel",
+        step_args=ModelBuilder(
+            image_uri=xgboost_image,
+            s3_model_data_url=model_data,
+            sagemaker_session=session,
+            role_arn=role,
+        ).register(
+            model_package_group_name=model_package_group_name,
+            content_types=["text/csv"],
+            response_types=["text/csv"],
+            inference_instances=["ml.t2.medium", "ml.m5.large", "ml.m5.xlarge"],
+            transform_instances=["ml.m5.large"],
+            approval_status=approval_status,
+            model_metrics=ModelMetrics(
+                model_statistics=MetricsSource(
+                    content_type="application/json",
+                    s3_uri=Join(on="/", values=[evaluation_uri, "evaluation.json"]),
+                )
+            ),
+            customer_metadata_properties={
+                METADATA_GIT_COMMIT: git_commit,
+                METADATA_PIPELINE_URL: pipeline_url,
+                METADATA_INPUT_DATA: input_data,
+                METADATA_TEST_DATA: split_uri["test"],
+            },
+        ),
+    )
+    fail = FailStep(
+        name="FailOnMse",
+        error_message=Join(on=" ", values=["Model MSE", mse, "is above the threshold MseThreshold =", mse_threshold]),
+    )
+    check = ConditionStep(
+        name="CheckMseEvaluation",
+        conditions=[ConditionLessThanOrEqualTo(left=mse, right=mse_threshold)],
+        if_steps=[register],
+        else_steps=[fail],
+    )
+    return Pipeline(
+        name=pipeline_name,
+        parameters=[
+            input_data,
+            processing_instance,
+            training_instance,
+            split_seed,
+            *tuning.values(),
+            mse_threshold,
+            approval_status,
+            git_commit,
+            pipeline_url,
+        ],
+        steps=[preprocess, train, evaluate, check],
+        sagemaker_session=session,
+    )
+
+
+def _parameter(name: str, default):
+    kind = ParameterInteger if isinstance(default, int) else ParameterFloat
+    return kind(name, default_value=default)

@@ -1,0 +1,55 @@
+"""Every SageMaker SDK v3 workaround this repo needs, in one place.
+
+Import this module, and call `configure()`, before anything from `sagemaker.*`:
+- the SDK builds boto3 clients at import time, so the region must already be set;
+- role validation calls iam:SimulatePrincipalPolicy, a permission the least-privileged
+  CI role does not have (SageMaker itself rejects a bad role when a job starts);
+- telemetry sends STS calls and HTTP requests from a background thread: switched off. The SDK's
+  own opt-out (a config file) makes every config lookup re-validate the file against a JSON
+  schema, about 0.4 s each and 20 s per build in 3.27, so the sender itself is replaced;
+- building a definition probes the default bucket with s3:ListBuckets: we name the bucket
+  the project stack created instead (see `pipeline_session`).
+"""
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_REGION = "us-east-1"
+
+
+def configure(region: str | None = None) -> str:
+    """Set the process environment the SDK reads at import time. Returns the region in use."""
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+    os.environ["AWS_DEFAULT_REGION"] = region
+    os.environ["AWS_REGION"] = region
+    os.environ.setdefault("SAGEMAKER_VALIDATE_ROLE", "false")
+    return region
+
+
+def disable_telemetry() -> None:
+    """Replace the SDK's telemetry sender with a no-op (import-time safe: call after configure)."""
+    from sagemaker.core.telemetry import telemetry_logging
+
+    telemetry_logging._send_telemetry_request = _no_telemetry
+
+
+def _no_telemetry(*_args, **_kwargs) -> None:
+    return None
+
+
+def pipeline_session(region: str, default_bucket: str):
+    """A PipelineSession bound to `default_bucket`, which is never probed or created.
+
+    The SDK checks the default bucket with s3:ListBuckets even when one is given; least privilege
+    denies that call, and the project stack already owns the bucket, so the check is skipped by
+    setting the session's resolved bucket (an SDK attribute, pinned with sagemaker==3.27.*).
+    """
+    configure(region)
+    disable_telemetry()
+    import boto3
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+
+    session = PipelineSession(boto_session=boto3.Session(region_name=region), default_bucket=default_bucket)
+    session._default_bucket = default_bucket
+    return session
