@@ -13,7 +13,9 @@ Import this module, and call `configure()`, before anything from `sagemaker.*`:
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 
 DEFAULT_REGION = "us-east-1"
 
@@ -24,7 +26,19 @@ def configure(region: str | None = None) -> str:
     os.environ["AWS_DEFAULT_REGION"] = region
     os.environ["AWS_REGION"] = region
     os.environ.setdefault("SAGEMAKER_VALIDATE_ROLE", "false")
+    _quiet_sdk_logs()
     return region
+
+
+def _quiet_sdk_logs() -> None:
+    """The SDK logs every default it applies and warns about fields it moves at run time: noise in CI.
+
+    Some SDK modules set their logger's level when imported, so this runs again once the SDK is in.
+    SAGEMAKER_SDK_LOG_LEVEL=INFO brings the messages back when debugging the SDK itself.
+    """
+    for name in ("sagemaker", "sagemaker.config", "sagemaker.core.utils.utils"):
+        logging.getLogger(name).setLevel(os.environ.get("SAGEMAKER_SDK_LOG_LEVEL", "ERROR"))
+    warnings.filterwarnings("ignore", message="Running within a PipelineSession", category=UserWarning)
 
 
 def disable_telemetry() -> None:
@@ -50,6 +64,7 @@ def pipeline_session(region: str, default_bucket: str):
     import boto3
     from sagemaker.core.workflow.pipeline_context import PipelineSession
 
+    _quiet_sdk_logs()
     session = PipelineSession(boto_session=boto3.Session(region_name=region), default_bucket=default_bucket)
     session._default_bucket = default_bucket
     return session

@@ -11,6 +11,7 @@ the same definition bytes, and unchanged steps hit SageMaker's cache.
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 from pipelines import sdk_env
@@ -213,6 +214,7 @@ def get_pipeline(
             s3_model_data_url=model_data,
             sagemaker_session=session,
             role_arn=role,
+            log_level=logging.ERROR,  # its default, DEBUG, floods CI logs
         ).register(
             model_package_group_name=model_package_group_name,
             content_types=["text/csv"],

@@ -1,0 +1,179 @@
+"""Command line for the model-build pipeline.
+
+    python -m pipelines.run_pipeline definition         # the definition JSON, no AWS account needed
+    python -m pipelines.run_pipeline run [--no-wait]    # upload step code, upsert, start, follow
+
+Settings come from flags or from the environment the project's CI variables provide, so a CI job
+and a laptop run the same command. The same command runs on AWS and on the local stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+
+from pipelines import sdk_env
+
+# `definition` needs no account: these stand in for the role and bucket the project stack creates.
+PLACEHOLDER_ROLE = "arn:aws:iam::111111111111:role/placeholder-sagemaker-pipeline-role"
+PLACEHOLDER_BUCKET = "placeholder-artifact-bucket"
+
+
+class ConfigError(SystemExit):
+    """A missing or malformed setting: exits with a message naming it and the fix."""
+
+    def __init__(self, message: str):
+        super().__init__(f"error: {message}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    region: str
+    role_arn: str
+    bucket: str
+    pipeline_name: str
+    model_package_group_name: str
+    base_job_prefix: str
+    project_name: str
+    project_id: str
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(prog="python -m pipelines.run_pipeline", description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--region", default=env("AWS_REGION") or env("AWS_DEFAULT_REGION"))
+    common.add_argument("--role-arn", default=env("SAGEMAKER_PIPELINE_ROLE_ARN"), help="pipeline execution role")
+    common.add_argument("--bucket", default=env("ARTIFACT_BUCKET"), help="artifact bucket")
+    common.add_argument("--project-name", default=env("SAGEMAKER_PROJECT_NAME", "abalone"))
+    common.add_argument("--project-id", default=env("SAGEMAKER_PROJECT_ID", ""))
+    common.add_argument("--pipeline-name", default=env("PIPELINE_NAME"), help="default: <project>-build")
+    common.add_argument("--model-package-group-name", default=env("MODEL_PACKAGE_GROUP_NAME"), help="default: project")
+    common.add_argument("--base-job-prefix", default=env("BASE_JOB_PREFIX"), help="default: project name")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("definition", parents=[common], help="print the pipeline definition JSON")
+    run = commands.add_parser("run", parents=[common], help="upsert, start and follow the pipeline")
+    run.add_argument(
+        "--parameter", "-p", action="append", default=[], metavar="NAME=VALUE", help="pipeline parameter (repeat)"
+    )
+    run.add_argument("--no-wait", action="store_true", help="start the execution and return")
+    run.add_argument("--poll-seconds", type=float, default=float(env("PIPELINE_POLL_SECONDS", "10")))
+    return parser.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace, need_account: bool) -> Settings:
+    missing = [
+        f"{flag} (or ${var})"
+        for flag, var, value in (
+            ("--role-arn", "SAGEMAKER_PIPELINE_ROLE_ARN", args.role_arn),
+            ("--bucket", "ARTIFACT_BUCKET", args.bucket),
+        )
+        if need_account and not value
+    ]
+    if missing:
+        raise ConfigError(f"missing {', '.join(missing)}: the project stack's outputs give both")
+    project = args.project_name
+    return Settings(
+        region=sdk_env.configure(args.region),
+        role_arn=args.role_arn or PLACEHOLDER_ROLE,
+        bucket=args.bucket or PLACEHOLDER_BUCKET,
+        pipeline_name=args.pipeline_name or f"{project}-build",
+        model_package_group_name=args.model_package_group_name or project,
+        base_job_prefix=args.base_job_prefix or project,
+        project_name=project,
+        project_id=args.project_id,
+    )
+
+
+def build(settings: Settings):
+    from pipelines.abalone.pipeline import get_pipeline  # imports the SDK: after sdk_env.configure
+
+    return get_pipeline(
+        region=settings.region,
+        role=settings.role_arn,
+        default_bucket=settings.bucket,
+        pipeline_name=settings.pipeline_name,
+        model_package_group_name=settings.model_package_group_name,
+        base_job_prefix=settings.base_job_prefix,
+    )
+
+
+def pipeline_parameters(pairs: list[str]) -> dict[str, str]:
+    """Explicit NAME=VALUE pairs win over what CI provides (commit SHA, pipeline URL, input data)."""
+    values = {
+        "GitCommit": os.environ.get("CI_COMMIT_SHA"),
+        "GitLabPipelineUrl": os.environ.get("CI_PIPELINE_URL"),
+        "InputDataUrl": os.environ.get("INPUT_DATA_URL"),
+    }
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"parameter {pair!r} is not NAME=VALUE, e.g. -p MseThreshold=6.0")
+        values[name] = value
+    return {name: value for name, value in values.items() if value}
+
+
+def tags(settings: Settings) -> list[dict[str, str]]:
+    # SageMaker Projects link resources to the project through these two tags.
+    pairs = {"sagemaker:project-name": settings.project_name, "sagemaker:project-id": settings.project_id}
+    if os.environ.get("CI_COMMIT_SHA"):
+        pairs["GitCommit"] = os.environ["CI_COMMIT_SHA"]
+    return [{"Key": key, "Value": value} for key, value in pairs.items() if value]
+
+
+def upload_step_code(settings: Settings, s3) -> None:
+    from pipelines.abalone.pipeline import step_code
+
+    for path, uri in step_code(settings.pipeline_name, settings.bucket).items():
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        s3.upload_file(path, bucket, key)
+
+
+def run(settings: Settings, parameters: dict[str, str], wait: bool, poll_seconds: float) -> int:
+    import boto3
+    from boto3.exceptions import Boto3Error
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from pipelines.execution import follow, summary
+
+    pipeline = build(settings)
+    declared = {parameter.name for parameter in pipeline.parameters}
+    unknown = sorted(set(parameters) - declared)
+    if unknown:
+        raise ConfigError(f"unknown pipeline parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(declared))}")
+    session = boto3.Session(region_name=settings.region)
+    sagemaker = session.client("sagemaker")
+    try:
+        upload_step_code(settings, session.client("s3"))
+        pipeline.upsert(role_arn=settings.role_arn, description="Abalone model build", tags=tags(settings))
+        print(f"Upserted pipeline {settings.pipeline_name}", flush=True)
+        execution_arn = sagemaker.start_pipeline_execution(
+            PipelineName=settings.pipeline_name,
+            PipelineParameters=[{"Name": name, "Value": str(value)} for name, value in sorted(parameters.items())],
+        )["PipelineExecutionArn"]
+    except (Boto3Error, BotoCoreError, ClientError) as error:
+        print(f"error: could not upsert or start {settings.pipeline_name}: {error}", file=sys.stderr)
+        return 2
+    print(f"Started {execution_arn}", flush=True)
+    if not wait:
+        return 0
+    result = follow(sagemaker, execution_arn, poll_seconds=poll_seconds)
+    print(summary(result), flush=True)
+    return 0 if result.status == "Succeeded" else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "definition":
+        definition = build(settings_from(args, need_account=False)).definition()
+        print(json.dumps(json.loads(definition), indent=2))
+        return 0
+    settings = settings_from(args, need_account=True)
+    return run(settings, pipeline_parameters(args.parameter), wait=not args.no_wait, poll_seconds=args.poll_seconds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The pipeline definition: the exact JSON document SageMaker receives."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.run_pipeline import PLACEHOLDER_BUCKET, PLACEHOLDER_ROLE
+
+REPO = Path(__file__).resolve().parents[1]
+BUCKET = "my-artifacts"
+
+
+def build_definition() -> str:
+    from pipelines.abalone.pipeline import get_pipeline
+
+    return get_pipeline("us-east-1", "arn:aws:iam::123456789012:role/pipeline", BUCKET, "abalone-build").definition()
+
+
+@pytest.fixture(scope="module")
+def definition() -> dict:
+    return json.loads(build_definition())
+
+
+def steps_by_name(definition: dict) -> dict[str, dict]:
+    found = {}
+    for step in definition["Steps"]:
+        found[step["Name"]] = step
+        for branch in ("IfSteps", "ElseSteps"):
+            for inner in step["Arguments"].get(branch, []):
+                found[inner["Name"]] = inner
+    return found
+
+
+def test_steps_and_branches(definition):
+    assert [step["Name"] for step in definition["Steps"]] == ["Preprocess", "Train", "Evaluate", "CheckMseEvaluation"]
+    steps = steps_by_name(definition)
+    assert {name: step["Type"] for name, step in steps.items()} == {
+        "Preprocess": "Processing",
+        "Train": "Training",
+        "Evaluate": "Processing",
+        "CheckMseEvaluation": "Condition",
+        "RegisterModel": "RegisterModel",
+        "FailOnMse": "Fail",
+    }
+    condition = steps["CheckMseEvaluation"]["Arguments"]
+    assert [s["Name"] for s in condition["IfSteps"]] == ["RegisterModel"]
+    assert [s["Name"] for s in condition["ElseSteps"]] == ["FailOnMse"]
+
+
+def test_parameters_and_defaults(definition):
+    parameters = {p["Name"]: (p["Type"], p.get("DefaultValue")) for p in definition["Parameters"]}
+    assert parameters["InputDataUrl"] == ("String", f"s3://{BUCKET}/data/abalone/abalone.csv")
+    assert parameters["ModelApprovalStatus"] == ("String", "PendingManualApproval")
+    assert parameters["MseThreshold"] == ("Float", 6.0)
+    assert parameters["NumRound"] == ("Integer", 100)
+    assert {"ProcessingInstanceType", "TrainingInstanceType", "SplitSeed", "MaxDepth", "Eta", "Gamma"} <= set(
+        parameters
+    )
+    assert {"MinChildWeight", "Subsample", "GitCommit", "GitLabPipelineUrl"} <= set(parameters)
+
+
+def test_data_flows_through_property_references(definition):
+    steps = steps_by_name(definition)
+    preprocess = steps["Preprocess"]["Arguments"]
+    assert preprocess["ProcessingInputs"][0]["S3Input"]["S3Uri"] == {"Get": "Parameters.InputDataUrl"}
+
+    channels = {c["ChannelName"]: c for c in steps["Train"]["Arguments"]["InputDataConfig"]}
+    for channel in ("train", "validation"):
+        source = channels[channel]["DataSource"]["S3DataSource"]["S3Uri"]
+        assert source == {"Get": f"Steps.Preprocess.ProcessingOutputConfig.Outputs['{channel}'].S3Output.S3Uri"}
+        assert channels[channel]["ContentType"] == "text/csv"
+    hyperparameters = steps["Train"]["Arguments"]["HyperParameters"]
+    assert hyperparameters["num_round"] == {"Get": "Parameters.NumRound"}
+    assert hyperparameters["objective"] == "reg:squarederror"
+    assert steps["Train"]["Arguments"]["StoppingCondition"]["MaxRuntimeInSeconds"] == 3600
+
+    model_artifacts = {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
+    evaluate_inputs = {i["InputName"]: i["S3Input"] for i in steps["Evaluate"]["Arguments"]["ProcessingInputs"]}
+    assert evaluate_inputs["model"]["S3Uri"] == model_artifacts
+    test_split = {"Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['test'].S3Output.S3Uri"}
+    assert evaluate_inputs["test"]["S3Uri"] == test_split
+    assert steps["Evaluate"]["PropertyFiles"] == [
+        {"PropertyFileName": "EvaluationReport", "OutputName": "evaluation", "FilePath": "evaluation.json"}
+    ]
+
+    condition = steps["CheckMseEvaluation"]["Arguments"]["Conditions"][0]
+    assert condition["Type"] == "LessThanOrEqualTo"
+    assert condition["LeftValue"] == {
+        "Std:JsonGet": {
+            "PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"},
+            "Path": "regression_metrics.mse.value",
+        }
+    }
+    assert condition["RightValue"] == {"Get": "Parameters.MseThreshold"}
+
+    register = steps["RegisterModel"]["Arguments"]
+    assert register["ModelPackageGroupName"] == "abalone"
+    assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    container = register["InferenceSpecification"]["Containers"][0]
+    assert container["ModelDataUrl"] == model_artifacts
+    assert container["Image"].endswith("/sagemaker-xgboost:1.7-1")
+    assert register["CustomerMetadataProperties"] == {
+        "GitCommit": {"Get": "Parameters.GitCommit"},
+        "GitLabPipelineUrl": {"Get": "Parameters.GitLabPipelineUrl"},
+        "InputDataUrl": {"Get": "Parameters.InputDataUrl"},
+        "TestDataUrl": test_split,
+    }
+    statistics = register["ModelMetrics"]["ModelQuality"]["Statistics"]
+    assert statistics["ContentType"] == "application/json"
+    assert statistics["S3Uri"] == {
+        "Std:Join": {
+            "On": "/",
+            "Values": [
+                {"Get": "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"},
+                "evaluation.json",
+            ],
+        }
+    }
+    message = json.dumps(steps["FailOnMse"]["Arguments"]["ErrorMessage"])
+    assert "regression_metrics.mse.value" in message and "Parameters.MseThreshold" in message
+
+
+def test_caching_on_jobs_and_step_code_addressed_by_content(definition):
+    steps = steps_by_name(definition)
+    for name in ("Preprocess", "Train", "Evaluate"):
+        assert steps[name]["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}
+    from pipelines.abalone.pipeline import step_code
+
+    uris = step_code("abalone-build", BUCKET)
+    code_inputs = [
+        i["S3Input"]["S3Uri"]
+        for name in ("Preprocess", "Evaluate")
+        for i in steps[name]["Arguments"]["ProcessingInputs"]
+        if i["InputName"] == "code"
+    ]
+    assert sorted(code_inputs) == sorted(uris.values())
+    # Outputs are scoped by execution id, which SageMaker leaves out of the cache key.
+    output = steps["Preprocess"]["Arguments"]["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+    assert {"Get": "Execution.PipelineExecutionId"} in output["Std:Join"]["Values"]
+
+
+def test_identical_bytes_across_builds_and_processes():
+    first, second = build_definition(), build_definition()
+    assert first == second
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    printed = [
+        subprocess.run(
+            [sys.executable, "-m", "pipelines.run_pipeline", "definition"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for _ in range(2)
+    ]
+    assert printed[0] == printed[1]
+    placeholder = json.loads(printed[0])
+    assert placeholder["Steps"][0]["Arguments"]["RoleArn"] == PLACEHOLDER_ROLE
+    assert PLACEHOLDER_BUCKET in json.dumps(placeholder)

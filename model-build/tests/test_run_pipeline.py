@@ -1,0 +1,142 @@
+"""`run_pipeline run` against a moto server, and step following with botocore's Stubber."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from pipelines import execution, run_pipeline
+from pipelines.abalone.pipeline import step_code
+
+ROLE = "arn:aws:iam::123456789012:role/pipeline"
+
+
+@pytest.fixture
+def bucket(aws_env):
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="artifacts")
+    return "artifacts"
+
+
+def test_run_uploads_code_upserts_with_tags_and_starts_with_parameters(aws_env, bucket, monkeypatch, capsys):
+    monkeypatch.setenv("CI_COMMIT_SHA", "0123abcd")
+    monkeypatch.setenv("CI_PIPELINE_URL", "https://gitlab.example.com/ml/build/-/pipelines/7")
+    args = ["run", "--no-wait", "--role-arn", ROLE, "--bucket", bucket, "--project-name", "abalone"]
+    args += ["--project-id", "p-123", "-p", "MseThreshold=7.5"]
+    assert run_pipeline.main(args) == 0
+    assert "Started arn:aws:sagemaker" in capsys.readouterr().out
+
+    sagemaker = boto3.client("sagemaker")
+    pipeline = sagemaker.describe_pipeline(PipelineName="abalone-build")
+    stored = json.loads(pipeline["PipelineDefinition"])
+    assert [s["Name"] for s in stored["Steps"]] == ["Preprocess", "Train", "Evaluate", "CheckMseEvaluation"]
+    assert pipeline["RoleArn"] == ROLE
+    tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=pipeline["PipelineArn"])["Tags"]}
+    assert tags == {"sagemaker:project-name": "abalone", "sagemaker:project-id": "p-123", "GitCommit": "0123abcd"}
+
+    executions = sagemaker.list_pipeline_executions(PipelineName="abalone-build")["PipelineExecutionSummaries"]
+    assert len(executions) == 1
+    parameters = sagemaker.list_pipeline_parameters_for_execution(
+        PipelineExecutionArn=executions[0]["PipelineExecutionArn"]
+    )["PipelineParameters"]
+    assert {p["Name"]: p["Value"] for p in parameters} == {
+        "MseThreshold": "7.5",
+        "GitCommit": "0123abcd",
+        "GitLabPipelineUrl": "https://gitlab.example.com/ml/build/-/pipelines/7",
+    }
+    s3 = boto3.client("s3")
+    for path, uri in step_code("abalone-build", bucket).items():
+        key = uri.split("/", 3)[3]
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == Path(path).read_bytes()
+
+    # A second run updates the same pipeline instead of failing on the name.
+    assert run_pipeline.main(args) == 0
+    assert len(sagemaker.list_pipeline_executions(PipelineName="abalone-build")["PipelineExecutionSummaries"]) == 2
+
+
+def test_missing_settings_and_bad_parameters_are_named(aws_env, bucket):
+    with pytest.raises(SystemExit, match="SAGEMAKER_PIPELINE_ROLE_ARN"):
+        run_pipeline.main(["run", "--bucket", bucket])
+    with pytest.raises(SystemExit, match="not NAME=VALUE"):
+        run_pipeline.main(["run", "--role-arn", ROLE, "--bucket", bucket, "-p", "MseThreshold"])
+    with pytest.raises(SystemExit, match="unknown pipeline parameter.*Threshold"):
+        run_pipeline.main(["run", "--role-arn", ROLE, "--bucket", bucket, "-p", "Threshold=3"])
+
+
+def test_aws_errors_are_reported_not_raised(aws_env, capsys):
+    # The bucket does not exist: uploading the step code fails with the AWS error in the message.
+    assert run_pipeline.main(["run", "--role-arn", ROLE, "--bucket", "no-such-bucket", "--no-wait"]) == 2
+    assert "NoSuchBucket" in capsys.readouterr().err
+
+
+ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/abalone-build/execution/abc"
+T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
+
+
+def at(seconds: int) -> datetime:
+    return T0.replace(second=seconds)
+
+
+def stub_poll(stubber: Stubber, status: str, steps: list[dict], failure: str = "") -> None:
+    described = {"PipelineExecutionArn": ARN, "PipelineExecutionStatus": status}
+    if failure:
+        described["FailureReason"] = failure
+    stubber.add_response("describe_pipeline_execution", described, {"PipelineExecutionArn": ARN})
+    stubber.add_response(
+        "list_pipeline_execution_steps",
+        {"PipelineExecutionSteps": list(reversed(steps))},  # the API returns newest first unless asked
+        {"PipelineExecutionArn": ARN, "SortOrder": "Ascending"},
+    )
+
+
+def test_follow_prints_each_change_and_summarises_a_failure():
+    client = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+    with Stubber(client) as stubber:
+        preprocess_running = {"StepName": "Preprocess", "StepStatus": "Executing", "StartTime": at(0)}
+        preprocess_done = {**preprocess_running, "StepStatus": "Succeeded", "EndTime": at(20)}
+        train_failed = {
+            "StepName": "Train",
+            "StepStatus": "Failed",
+            "StartTime": at(21),
+            "EndTime": at(30),
+            "FailureReason": "AlgorithmError: num_round must be positive",
+        }
+        stub_poll(stubber, "Executing", [preprocess_running])
+        stub_poll(stubber, "Executing", [preprocess_running])
+        stub_poll(stubber, "Failed", [train_failed, preprocess_done], failure="Step failure: One or multiple steps")
+        out = io.StringIO()
+        result = execution.follow(client, ARN, poll_seconds=0, out=out)
+        stubber.assert_no_pending_responses()
+
+    lines = out.getvalue().splitlines()
+    assert [line.split("] ")[1].split() for line in lines] == [
+        ["Preprocess", "Executing"],
+        ["Preprocess", "Succeeded"],
+        ["Train", "Failed"],
+    ]
+    assert result.status == "Failed"
+    text = execution.summary(result)
+    assert "Step Train failed: AlgorithmError: num_round must be positive" in text
+    assert "Preprocess" in text and "20.0s" in text
+
+
+def test_summary_of_a_success_names_the_registered_package():
+    package = "arn:aws:sagemaker:us-east-1:123456789012:model-package/abalone/3"
+    result = execution.ExecutionResult(
+        ARN,
+        "Succeeded",
+        "",
+        [
+            execution.StepRecord("Preprocess", "Succeeded", 0.0, 5.0, cache_hit=True),
+            execution.StepRecord("RegisterModel", "Succeeded", 6.0, 7.0, metadata={"RegisterModel": {"Arn": package}}),
+        ],
+    )
+    text = execution.summary(result)
+    assert f"Registered model package: {package}" in text
+    assert "cached" in text.splitlines()[1]
