@@ -1,0 +1,63 @@
+"""`python -m deploy <command>`: one command per GitLab CI job, the same on a laptop.
+
+build                 resolve the model package; write build/<stage>-params.json, -tags.json, deploy.env
+deploy STAGE          create/update the stage's stack from build/, wait, verify the endpoint
+staging-test          run the staging test suite: JUnit XML + results JSON in build/
+rollback [STAGE]      put the previous Approved version back (default: prod)
+summary               what each stage serves, and the staging test figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from deploy import resolve, rollback, settings, stack, staging, summary
+from deploy.errors import DeployError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy", description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--build-dir", help=f"artifacts folder (default: {settings.DEFAULT_BUILD_DIR})")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("build", help="resolve the model package and write each stage's stack inputs")
+    deploy = commands.add_parser("deploy", help="create or update a stage's stack and wait for it")
+    deploy.add_argument("stage", choices=settings.STAGES)
+    test = commands.add_parser("staging-test", help="test the staging endpoint (JUnit XML + results JSON)")
+    test.add_argument("--endpoint-name", help="test this endpoint instead of the staging stack's")
+    back = commands.add_parser("rollback", help="redeploy the previous Approved version")
+    back.add_argument("stage", nargs="?", default="prod", choices=settings.STAGES)
+    commands.add_parser("summary", help="what each stage serves, and the staging test figures")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.command == "build":
+            return resolve.run(settings.load(settings.BUILD_VARIABLES, args.build_dir))
+        if args.command == "deploy":
+            return stack.run(settings.load(settings.DEPLOY_VARIABLES, args.build_dir), args.stage)
+        if args.command == "staging-test":
+            return staging.run(settings.load(settings.DEPLOY_VARIABLES, args.build_dir), args.endpoint_name)
+        if args.command == "rollback":
+            return rollback.run(settings.load(settings.BUILD_VARIABLES, args.build_dir), args.stage)
+        return summary.run(settings.load(settings.DEPLOY_VARIABLES, args.build_dir))
+    except DeployError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except ClientError as error:
+        # AWS said no (permissions, throttling, ...): its own message is the clearest explanation.
+        print(f"error: AWS refused {error.operation_name}: {error}", file=sys.stderr)
+        return 1
+    except BotoCoreError as error:
+        print(f"error: {error} (check the AWS credentials, region and endpoint settings)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
