@@ -38,6 +38,9 @@ def _quiet_sdk_logs() -> None:
     """
     for name in ("sagemaker", "sagemaker.config", "sagemaker.core.utils.utils"):
         logging.getLogger(name).setLevel(os.environ.get("SAGEMAKER_SDK_LOG_LEVEL", "ERROR"))
+    # Importing the SDK configures the root logger at INFO, which makes botocore narrate every call.
+    for name in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="Running within a PipelineSession", category=UserWarning)
 
 

@@ -139,11 +139,12 @@ def get_pipeline(
         name="Preprocess",
         step_args=processor(sklearn_image, "preprocess").run(
             code=code["preprocess.py"],
-            inputs=[s3_input("raw", input_data, "/opt/ml/processing/input")],
+            # Not /opt/ml/processing/input itself: SageMaker puts the step code in its code/ subfolder.
+            inputs=[s3_input("raw", input_data, "/opt/ml/processing/input/data")],
             outputs=[output("Preprocess", name) for name in ("train", "validation", "test")],
             arguments=[
                 "--input-dir",
-                "/opt/ml/processing/input",
+                "/opt/ml/processing/input/data",
                 "--output-dir",
                 "/opt/ml/processing",
                 "--seed",

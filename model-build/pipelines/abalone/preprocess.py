@@ -125,7 +125,7 @@ def input_files(input_dir: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input-dir", default="/opt/ml/processing/input")
+    parser.add_argument("--input-dir", default="/opt/ml/processing/input/data")
     parser.add_argument("--output-dir", default="/opt/ml/processing")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
