@@ -41,5 +41,9 @@ lock: venv ## Re-resolve requirements-dev.lock and each repo's requirements.txt
 	$(UV) pip compile -q --python-version 3.11 -c requirements-dev.lock model-build/requirements.in -o model-build/requirements.txt
 	$(UV) pip compile -q --python-version 3.11 -c requirements-dev.lock model-deploy/requirements.in -o model-deploy/requirements.txt
 
+demo: venv ## The whole loop offline: build -> register -> approve -> deploy -> staging tests -> prod (DATA=csv|s3://|uci)
+	@echo "==> make demo: the model-build pipeline, approval and deploy pipeline on the local stack"
+	@$(PY) scripts/demo.py
+
 clean: ## Remove environments and local state
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache

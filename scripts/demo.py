@@ -1,0 +1,216 @@
+"""`make demo`: the whole MLOps loop, offline, on the local stack.
+
+    push -> SageMaker pipeline -> registered model -> approval -> deploy pipeline
+         -> staging endpoint -> staging tests -> production
+
+Each stage runs the command the real system runs (the model-build CI job's command, the approval
+command, the trigger Lambda's handler, the model-deploy CI jobs' commands) against the local stack,
+so what you see here is what happens on AWS and GitLab. Stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "scripts")]
+
+import abalone_data  # noqa: E402
+import boto3  # noqa: E402
+
+from local_stack import LocalStack, events  # noqa: E402
+from local_stack.gitlab_receiver import GitLabReceiver, TriggeredPipeline  # noqa: E402
+from local_stack.trigger_bridge import deliver_approval_event  # noqa: E402
+
+PROJECT = "abalone"
+ROLE_ARN = "arn:aws:iam::123456789012:role/local-sagemaker-execution"  # moto does not check roles
+STATE_CHANGE = "SageMaker Model Package State Change"
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+@dataclass
+class Report:
+    stages: list[tuple[str, float, str]] = field(default_factory=list)
+    facts: dict[str, str] = field(default_factory=dict)
+
+    def stage(self, number: int, total: int, name: str):
+        return _Stage(self, f"[{number}/{total}] {name}")
+
+
+class _Stage:
+    def __init__(self, report: Report, title: str):
+        self.report, self.title, self.outcome = report, title, ""
+
+    def __enter__(self):
+        print(f"\n==> {self.title}", flush=True)
+        self.started = time.monotonic()
+        return self
+
+    def __exit__(self, kind, error, _traceback):
+        seconds = time.monotonic() - self.started
+        self.report.stages.append((self.title, seconds, self.outcome if kind is None else f"FAILED: {error}"))
+        return False
+
+
+def run_command(command: list[str], env: dict[str, str], cwd: Path, what: str) -> None:
+    """Run a project command with its output shown live; a failure stops the demo with its name."""
+    print(f"    $ {' '.join(command)}", flush=True)
+    finished = subprocess.run(command, env=env, cwd=cwd)
+    if finished.returncode != 0:
+        raise DemoError(f"{what} failed (exit {finished.returncode}); its output is above")
+
+
+def deploy_jobs(project_env: dict[str, str]):
+    """The model-deploy pipeline's jobs, in stage order, as its .gitlab-ci.yml runs them."""
+    deploy_dir = REPO_ROOT / "model-deploy"
+    python = [sys.executable, "-m", "deploy"]
+
+    def run_pipeline(pipeline: TriggeredPipeline) -> None:
+        env = {**project_env, **pipeline.variables, "PYTHONPATH": str(deploy_dir)}
+        for job, arguments in (
+            ("build", ["build"]),
+            ("staging-deploy", ["deploy", "staging"]),
+            ("staging-test", ["staging-test"]),
+            ("production-deploy (the manual button, pressed by the demo)", ["deploy", "prod"]),
+        ):
+            print(f"\n    -- deploy pipeline #{pipeline.id}: {job}", flush=True)
+            run_command(python + arguments, env, deploy_dir, f"deploy job {job}")
+
+    return run_pipeline
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.environ.get("DATA"), help="CSV path, s3:// URI or 'uci'")
+    parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".local" / "demo")
+    args = parser.parse_args(argv)
+    report = Report()
+    total = 6
+    started = time.monotonic()
+    try:
+        with report.stage(1, total, "Local stack: moto + pipeline executor + SageMaker runtime") as stage:
+            stack = LocalStack(state_dir=args.state_dir)
+            stack.start()
+            stage.outcome = f"gateway {stack.env['AWS_ENDPOINT_URL_SAGEMAKER']}"
+        try:
+            return _loop(stack, args, report, total)
+        finally:
+            stack.stop()
+            print("\nLocal stack stopped.")
+    except (DemoError, abalone_data.DataError) as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        return 1
+    finally:
+        _print_summary(report, time.monotonic() - started)
+
+
+def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
+    env = {
+        **stack.environ(),
+        "SAGEMAKER_PROJECT_NAME": PROJECT,
+        "SAGEMAKER_PROJECT_ID": "local",
+        "SAGEMAKER_PIPELINE_ROLE_ARN": ROLE_ARN,
+        "MODEL_EXECUTION_ROLE_ARN": ROLE_ARN,
+        "PIPELINE_POLL_SECONDS": "0.5",
+    }
+    os.environ.update(stack.env)  # this process's own boto3 calls go to the stack too
+    bucket, group = env["ARTIFACT_BUCKET"], env["MODEL_PACKAGE_GROUP_NAME"]
+    sagemaker, s3 = boto3.client("sagemaker"), boto3.client("s3")
+
+    with report.stage(2, total, "Data") as stage:
+        data = abalone_data.resolve(args.data)
+        print(f"    {data.description}")
+        uri = data.s3_uri
+        if uri is None:  # content-addressed: new data never reuses a cached preprocessing step
+            key = f"data/abalone/{data.sha256[:16]}/abalone.csv"
+            s3.put_object(Bucket=bucket, Key=key, Body=data.body)
+            uri = f"s3://{bucket}/{key}"
+        stage.outcome = ("SYNTHETIC sample at " if data.synthetic else "") + uri
+        report.facts["Data"] = stage.outcome
+
+    with report.stage(3, total, "git push -> model-build pipeline (the CI train job's command)") as stage:
+        command = [sys.executable, "-m", "pipelines.run_pipeline", "run", "-p", f"InputDataUrl={uri}"]
+        build_env = {**env, "PYTHONPATH": str(REPO_ROOT / "model-build")}
+        run_command(command, build_env, REPO_ROOT / "model-build", "the model-build pipeline")
+        package = _latest_package(sagemaker, group)
+        metrics = _metrics(s3, package)
+        stage.outcome = f"{package['ModelPackageArn'].split('/', 1)[1]}: RMSE {metrics['rmse']['value']:.3f}"
+        report.facts["Registered"] = f"{package['ModelPackageArn']} ({package['ModelApprovalStatus']})"
+        report.facts["Metrics"] = ", ".join(f"{name} {value['value']:.3f}" for name, value in metrics.items())
+        print(f"    Registered {package['ModelPackageArn']}: {report.facts['Metrics']}")
+
+    with report.stage(4, total, "Approval in the model registry") as stage:
+        arn = package["ModelPackageArn"]
+        approve = [str(REPO_ROOT / "scripts" / "approve-model"), "approve", "--arn", arn, "--description", "make demo"]
+        run_command([sys.executable, *approve], env, REPO_ROOT, "the approval")
+        event = _wait_for_event(stack.state_dir, arn)
+        stage.outcome = f"event {event['id']} ({event['detail']['ModelApprovalStatus']})"
+        report.facts["Approved"] = arn
+
+    with report.stage(5, total, "EventBridge -> trigger Lambda -> GitLab -> deploy pipeline") as stage:
+        with GitLabReceiver(on_pipeline=deploy_jobs(env)) as receiver:
+            result = deliver_approval_event(event, receiver, model_package_group=group)
+            print(f"    trigger Lambda: {json.dumps(result)}")
+            pipelines = receiver.wait()
+        failed = [p for p in pipelines if p.status != "success"]
+        if not pipelines or failed:
+            raise DemoError(
+                f"deploy pipeline {failed[0].id if failed else '?'}: {failed[0].error if failed else 'not triggered'}"
+            )
+        stage.outcome = (
+            f"pipeline #{pipelines[0].id} with MODEL_PACKAGE_ARN={pipelines[0].variables['MODEL_PACKAGE_ARN']}"
+        )
+
+    with report.stage(6, total, "Endpoints") as stage:
+        deploy_env = {**env, "PYTHONPATH": str(REPO_ROOT / "model-deploy")}
+        run_command([sys.executable, "-m", "deploy", "summary"], deploy_env, REPO_ROOT / "model-deploy", "summary")
+        stage.outcome = "staging and prod serve the approved version"
+    return 0
+
+
+def _latest_package(sagemaker, group: str) -> dict:
+    summaries = sagemaker.list_model_packages(
+        ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending", MaxResults=1
+    )["ModelPackageSummaryList"]
+    if not summaries:
+        raise DemoError(f"the pipeline registered no model in {group}")
+    return sagemaker.describe_model_package(ModelPackageName=summaries[0]["ModelPackageArn"])
+
+
+def _metrics(s3, package: dict) -> dict:
+    uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["regression_metrics"]
+
+
+def _wait_for_event(state_dir: Path, arn: str, timeout: float = 10.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in events.read_events(state_dir, STATE_CHANGE):
+            if event["detail"].get("ModelPackageArn") == arn and event["detail"]["ModelApprovalStatus"] == "Approved":
+                return event
+        time.sleep(0.1)
+    raise DemoError(f"no approval event for {arn} within {timeout:.0f} s")
+
+
+def _print_summary(report: Report, seconds: float) -> None:
+    print("\n" + "=" * 78 + "\nSummary")
+    for title, took, outcome in report.stages:
+        print(f"  {title:<70} {took:6.1f}s\n      {outcome}")
+    for name, value in report.facts.items():
+        print(f"  {name + ':':<12} {value}")
+    print(f"  {'Total:':<12} {seconds:.1f}s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
