@@ -18,6 +18,8 @@ from deploy import registry, settings
 from deploy.registry import ModelPackage
 from deploy.settings import Settings
 
+LINEAGE_KEYS = ("GitCommit", "GitLabPipelineUrl", registry.METADATA_TEST_DATA)
+
 
 def resolve_package(sagemaker, config: Settings) -> tuple[ModelPackage, str]:
     """The package to deploy and why it was chosen."""
@@ -76,15 +78,17 @@ def report(config: Settings, package: ModelPackage) -> dict[str, str]:
 def run(config: Settings) -> int:
     package, reason = resolve_package(config.client("sagemaker"), config)
     print(f"Resolved {package.arn} ({reason})")
-    print(f"  version     {package.label}, {package.approval_status}")
-    print(f"  image       {package.image or '(none)'}")
-    print(f"  model data  {package.model_data_url or '(none)'}")
-    for key in ("GitCommit", "GitLabPipelineUrl", registry.METADATA_TEST_DATA):
-        if key in package.metadata:
-            print(f"  {key:<11} {package.metadata[key]}")
+    details = {
+        "version": f"{package.label}, {package.approval_status}",
+        "image": package.image or "(none)",
+        "model data": package.model_data_url or "(none)",
+        **{key: package.metadata[key] for key in LINEAGE_KEYS if key in package.metadata},
+    }
+    for key, value in details.items():
+        print(f"  {key:<18} {value}")
     written = [path for stage in settings.STAGES for path in write_stage_files(config, package, stage)]
     dotenv_path = config.build_dir / settings.DOTENV_NAME
     settings.write_dotenv(dotenv_path, report(config, package))
     written.append(dotenv_path)
-    print("Wrote " + ", ".join(str(path) for path in written))
+    print(f"Wrote {', '.join(path.name for path in written)} to {config.build_dir}")
     return 0

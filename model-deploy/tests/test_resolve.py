@@ -1,0 +1,110 @@
+"""Build step: exactly the named approved version, refusals with clear errors, latest-approved fallback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def read_params(project, stage: str) -> dict:
+    entries = json.loads((project.build_dir / f"{stage}-params.json").read_text())
+    return {entry["ParameterKey"]: entry["ParameterValue"] for entry in entries}
+
+
+def read_dotenv(project) -> dict:
+    lines = (project.build_dir / "deploy.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines)
+
+
+def test_build_resolves_the_named_version_not_the_latest(project, monkeypatch, capsys):
+    named = project.register()
+    project.register()  # approved later: must not replace the version the trigger named
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", named)
+
+    assert project.run("build") == 0
+
+    for stage in ("staging", "prod"):
+        params = read_params(project, stage)
+        assert params["ModelPackageArn"] == named
+        assert params["StageName"] == stage
+        assert params["SageMakerProjectName"] == project.name
+        assert params["ArtifactBucket"] == project.bucket
+        assert params["ModelExecutionRoleArn"] == project.environment["MODEL_EXECUTION_ROLE_ARN"]
+        assert params["KmsKeyArn"] == ""
+    # Stage settings come from the stage's config file.
+    assert read_params(project, "staging")["EndpointInstanceCount"] == "1"
+    assert read_params(project, "prod")["AutoScalingMaxCapacity"] == "4"
+    tags = json.loads((project.build_dir / "prod-tags.json").read_text())
+    assert {"Key": "Environment", "Value": "production"} in tags
+    report = read_dotenv(project)
+    assert report["RESOLVED_MODEL_PACKAGE_ARN"] == named
+    assert report["RESOLVED_MODEL_PACKAGE_VERSION"] == "1"
+    assert report["STAGING_STACK_NAME"] == f"sagemaker-{project.name}-deploy-staging"
+    assert "named by MODEL_PACKAGE_ARN" in capsys.readouterr().out
+
+
+def test_build_passes_the_kms_key_through(project, monkeypatch):
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", project.register())
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    monkeypatch.setenv("KMS_KEY_ARN", key)
+    assert project.run("build") == 0
+    assert read_params(project, "prod")["KmsKeyArn"] == key
+
+
+@pytest.mark.parametrize("status", ["PendingManualApproval", "Rejected"])
+def test_build_refuses_a_version_that_is_not_approved(project, monkeypatch, capsys, status):
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", project.register(approval=status))
+
+    assert project.run("build") == 1
+
+    error = capsys.readouterr().err
+    assert f"is {status}, not Approved" in error
+    assert not (project.build_dir / "staging-params.json").exists()
+
+
+def test_build_refuses_a_version_from_another_group(project, monkeypatch, capsys):
+    project.sagemaker.create_model_package_group(ModelPackageGroupName=f"{project.name}-other")
+    foreign = project.register(group=f"{project.name}-other")
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", foreign)
+
+    assert project.run("build") == 1
+
+    error = capsys.readouterr().err
+    assert f"belongs to group '{project.name}-other', not to this project's group '{project.name}'" in error
+
+
+def test_build_refuses_an_unknown_version(project, monkeypatch, capsys):
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{project.name}/9")
+    assert project.run("build") == 1
+    assert "was not found" in capsys.readouterr().err
+
+
+def test_build_without_an_arn_takes_the_latest_approved_version(project, capsys):
+    project.register()
+    latest_approved = project.register()
+    project.register(approval="PendingManualApproval")
+    project.register(approval="Rejected")
+
+    assert project.run("build") == 0
+
+    assert read_params(project, "staging")["ModelPackageArn"] == latest_approved
+    assert read_dotenv(project)["RESOLVED_MODEL_PACKAGE_VERSION"] == "2"
+    assert "latest Approved version" in capsys.readouterr().out
+
+
+def test_build_without_any_approved_version_fails_clearly(project, capsys):
+    project.register(approval="PendingManualApproval")
+    assert project.run("build") == 1
+    assert f"group '{project.name}' has no Approved version" in capsys.readouterr().err
+
+
+def test_missing_variables_are_named(project, monkeypatch, capsys):
+    monkeypatch.delenv("ARTIFACT_BUCKET")
+    monkeypatch.delenv("MODEL_EXECUTION_ROLE_ARN")
+
+    assert project.run("build") == 1
+
+    error = capsys.readouterr().err
+    assert "ARTIFACT_BUCKET" in error and "MODEL_EXECUTION_ROLE_ARN" in error
+    assert "SAGEMAKER_PROJECT_NAME" not in error
