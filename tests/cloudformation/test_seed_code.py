@@ -73,7 +73,6 @@ def properties(gitlab_fake, seed_repo):
         "BuildRoleArn": account_role + "abalone-gitlab-build",
         "DeployStagingRoleArn": account_role + "abalone-gitlab-staging",
         "DeployProdRoleArn": account_role + "abalone-gitlab-prod",
-        "CfnExecutionRoleArn": account_role + "abalone-cfn",
         "SeedBucket": "template-assets",
         "ModelBuildSeedKey": "assets/model-build.zip",
         "ModelDeploySeedKey": "assets/model-deploy.zip",
@@ -138,8 +137,8 @@ def test_variables_are_masked_and_protected_where_sensitive(properties, gitlab_f
 
     assert flags(build, "BUILD_ROLE_ARN") == (properties["BuildRoleArn"], True, False)
     assert flags(build, "SAGEMAKER_PIPELINE_ROLE_ARN") == (properties["PipelineRoleArn"], True, False)
-    assert flags(deploy, "DEPLOY_STAGING_ROLE_ARN") == (properties["DeployStagingRoleArn"], True, False)
-    assert flags(deploy, "DEPLOY_PROD_ROLE_ARN") == (properties["DeployProdRoleArn"], True, True)
+    assert flags(deploy, "STAGING_DEPLOY_ROLE_ARN") == (properties["DeployStagingRoleArn"], True, False)
+    assert flags(deploy, "PROD_DEPLOY_ROLE_ARN") == (properties["DeployProdRoleArn"], True, True)
     assert flags(deploy, "MODEL_EXECUTION_ROLE_ARN") == (properties["ModelExecutionRoleArn"], True, False)
     for variables in (build, deploy):
         assert flags(variables, "AWS_REGION") == (REGION, False, False)
@@ -148,7 +147,7 @@ def test_variables_are_masked_and_protected_where_sensitive(properties, gitlab_f
         assert flags(variables, "ARTIFACT_BUCKET") == ("sagemaker-project-p-abc123", False, False)
         assert flags(variables, "MODEL_PACKAGE_GROUP_NAME") == ("abalone", False, False)
         assert variables["KMS_KEY_ARN"]["masked"] is True
-    assert "DEPLOY_PROD_ROLE_ARN" not in build  # each repo gets only the roles it uses
+    assert "PROD_DEPLOY_ROLE_ARN" not in build  # each repo gets only the roles it uses
 
 
 def test_create_again_reuses_projects_commits_nothing_and_keeps_one_trigger(properties, gitlab_fake, cfn_responses):
@@ -191,8 +190,8 @@ def test_update_changes_variables_without_recommitting(properties, gitlab_fake, 
 
     assert answer["Status"] == "SUCCESS", answer["Reason"]
     deploy = gitlab_fake.project(f"{NAMESPACE}/abalone-model-deploy")
-    assert deploy.variables["DEPLOY_PROD_ROLE_ARN"]["value"].endswith("abalone-gitlab-prod-v2")
-    assert deploy.variables["DEPLOY_PROD_ROLE_ARN"]["protected"] is True
+    assert deploy.variables["PROD_DEPLOY_ROLE_ARN"]["value"].endswith("abalone-gitlab-prod-v2")
+    assert deploy.variables["PROD_DEPLOY_ROLE_ARN"]["protected"] is True
     assert all(len(project.commits) == 1 for project in gitlab_fake.projects.values())
 
 

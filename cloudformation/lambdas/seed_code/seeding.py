@@ -108,7 +108,6 @@ PROPERTIES = {
     "BuildRoleArn": "build_role_arn",
     "DeployStagingRoleArn": "deploy_staging_role_arn",
     "DeployProdRoleArn": "deploy_prod_role_arn",
-    "CfnExecutionRoleArn": "cfn_execution_role_arn",
 }
 
 
@@ -131,7 +130,6 @@ class SeedRequest:
     build_role_arn: str
     deploy_staging_role_arn: str
     deploy_prod_role_arn: str
-    cfn_execution_role_arn: str
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, object]) -> SeedRequest:
@@ -172,11 +170,10 @@ class SeedRequest:
     def deploy_variables(self) -> list[Variable]:
         return [
             *self.common_variables(),
-            Variable("DEPLOY_STAGING_ROLE_ARN", self.deploy_staging_role_arn, masked=True),
+            Variable("STAGING_DEPLOY_ROLE_ARN", self.deploy_staging_role_arn, masked=True),
             # Only jobs on protected refs see the production role (its trust policy demands it too).
-            Variable("DEPLOY_PROD_ROLE_ARN", self.deploy_prod_role_arn, masked=True, protected=True),
+            Variable("PROD_DEPLOY_ROLE_ARN", self.deploy_prod_role_arn, masked=True, protected=True),
             Variable("MODEL_EXECUTION_ROLE_ARN", self.model_execution_role_arn, masked=True),
-            Variable("CFN_EXECUTION_ROLE_ARN", self.cfn_execution_role_arn, masked=True),
         ]
 
     @property
