@@ -45,5 +45,9 @@ demo: venv ## The whole loop offline: build -> register -> approve -> deploy -> 
 	@echo "==> make demo: the model-build pipeline, approval and deploy pipeline on the local stack"
 	@$(PY) scripts/demo.py
 
+bench: venv ## Print speed figures: definition build, pipeline cold/cached, runtime latency, whole demo
+	@echo "==> make bench: measuring on this machine (about a minute)"
+	@$(PY) scripts/bench.py
+
 clean: ## Remove environments and local state
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache
