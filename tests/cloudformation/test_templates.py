@@ -1,0 +1,189 @@
+"""The project template: cfn-lint clean, its security promises hold, and it matches the Lambdas' code."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from cfnlint.decode import cfn_yaml
+
+from lambdas.model_trigger import handler as trigger_handler
+from lambdas.seed_code import seeding
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "cloudformation" / "project.yml"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return cfn_yaml.load(str(TEMPLATE))
+
+
+def resources(template, kind: str) -> dict:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def test_templates_are_cfn_lint_clean():
+    templates = sorted(str(p) for p in (ROOT / "cloudformation").glob("*.yml"))
+    result = subprocess.run([str(BIN / "cfn-lint"), *templates], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- keyless GitLab access -----------------------------------------------------------------------
+SAMPLE = {
+    "ProviderArn": "arn:aws:iam::123456789012:oidc-provider/gitlab.example.com",
+    "Host": "gitlab.example.com",
+    "OidcAudience": "sts.amazonaws.com",
+    "GitLabNamespacePath": "ml-team/abalone",
+    "DefaultBranch": "main",
+}
+BUILD = "project_path:ml-team/abalone/abalone-model-build"
+DEPLOY = "project_path:ml-team/abalone/abalone-model-deploy"
+
+
+def trust_policy(template, role: str, repo: str) -> dict:
+    text, _ = template["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Fn::Sub"]
+    values = {**SAMPLE, "Repo": repo}
+    return json.loads(re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], text))
+
+
+def allows(policy: dict, sub: str, aud: str = "sts.amazonaws.com") -> bool:
+    """IAM's evaluation of a web-identity trust policy for one ID token's claims."""
+    claims = {"gitlab.example.com:sub": sub, "gitlab.example.com:aud": aud}
+    for statement in policy["Statement"]:
+        if statement["Effect"] != "Allow" or statement["Action"] != "sts:AssumeRoleWithWebIdentity":
+            continue
+        if statement["Principal"] != {"Federated": SAMPLE["ProviderArn"]}:
+            continue
+        conditions = statement["Condition"]
+        equals = all(claims.get(k) == v for k, v in conditions.get("StringEquals", {}).items())
+        like = all(fnmatch.fnmatchcase(claims.get(k, ""), v) for k, v in conditions.get("StringLike", {}).items())
+        if equals and like:
+            return True
+    return False
+
+
+def test_production_role_trusts_only_the_deploy_projects_default_branch(template):
+    policy = trust_policy(template, "GitLabDeployProdRole", "abalone-model-deploy")
+
+    assert allows(policy, f"{DEPLOY}:ref_type:branch:ref:main")
+    assert not allows(policy, f"{DEPLOY}:ref_type:branch:ref:feature")
+    assert not allows(policy, f"{DEPLOY}:ref_type:branch:ref:main-copy")
+    assert not allows(policy, f"{DEPLOY}:ref_type:tag:ref:main")
+    assert not allows(policy, f"{BUILD}:ref_type:branch:ref:main")
+    assert not allows(policy, "project_path:other-team/abalone-model-deploy:ref_type:branch:ref:main")
+    assert not allows(policy, f"{DEPLOY}:ref_type:branch:ref:main", aud="https://gitlab.example.com")
+
+
+def test_staging_and_build_roles_trust_only_their_own_project(template):
+    staging = trust_policy(template, "GitLabDeployStagingRole", "abalone-model-deploy")
+    build = trust_policy(template, "GitLabBuildRole", "abalone-model-build")
+
+    assert allows(staging, f"{DEPLOY}:ref_type:branch:ref:any-branch")
+    assert not allows(staging, f"{BUILD}:ref_type:branch:ref:main")
+    assert allows(build, f"{BUILD}:ref_type:branch:ref:feature/x")
+    assert not allows(build, f"{DEPLOY}:ref_type:branch:ref:main")
+    assert not allows(build, "project_path:ml-team/abalone/abalone-model-build-fork:ref_type:branch:ref:main")
+
+
+def test_no_identity_policy_grants_every_action(template):
+    for name, role in {
+        **resources(template, "AWS::IAM::Role"),
+        **resources(template, "AWS::IAM::ManagedPolicy"),
+    }.items():
+        documents = [p["PolicyDocument"] for p in role["Properties"].get("Policies", [])]
+        documents += [role["Properties"]["PolicyDocument"]] if "PolicyDocument" in role["Properties"] else []
+        for document in documents:
+            for statement in document["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                assert not [a for a in actions if a == "*" or a.endswith(":*")], f"{name} {statement['Sid']}"
+
+
+# -- storage and events --------------------------------------------------------------------------
+def test_artifact_bucket_is_encrypted_versioned_private_and_tls_only(template):
+    bucket = template["Resources"]["ArtifactBucket"]["Properties"]
+    encryption = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert encryption == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": ["ProjectKey", "Arn"]}}
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    (deny_plain_http,) = [
+        s
+        for s in template["Resources"]["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Condition", {}).get("Bool") == {"aws:SecureTransport": "false"}
+    ]
+    assert deny_plain_http["Effect"] == "Deny" and deny_plain_http["Action"] == "s3:*"
+
+
+def test_approval_rule_matches_what_the_trigger_accepts_and_retries_into_the_dlq(template):
+    rule = template["Resources"]["ApprovalRule"]["Properties"]
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == [trigger_handler.EVENT_SOURCE]
+    assert pattern["detail-type"] == [trigger_handler.EVENT_DETAIL_TYPE]
+    assert pattern["detail"]["ModelPackageGroupName"] == [{"Ref": "SageMakerProjectName"}]
+    assert tuple(pattern["detail"]["ModelApprovalStatus"]) == trigger_handler.TRIGGERING_STATUSES
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["TriggerFunction", "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
+    function = template["Resources"]["TriggerFunction"]["Properties"]
+    assert function["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
+
+
+# -- the template and the Lambda code agree ------------------------------------------------------
+def test_trigger_function_gets_every_setting_its_code_reads(template):
+    variables = template["Resources"]["TriggerFunction"]["Properties"]["Environment"]["Variables"]
+    read = {"GITLAB_URL", "TRIGGER_SECRET_ARN", "MODEL_PACKAGE_GROUP_NAME", "IDEMPOTENCY_TABLE"}
+    source = Path(trigger_handler.__file__).read_text()
+    assert read == set(re.findall(r'"([A-Z_]+)",?\n', source.split("names = {")[1].split("}")[0]))
+    assert read <= set(variables)
+    table = template["Resources"]["IdempotencyTable"]["Properties"]
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]  # Powertools' default key
+    assert table["TimeToLiveSpecification"]["AttributeName"] == "expiration"  # and its expiry attribute
+
+
+def test_seed_resource_sends_every_property_the_seed_code_needs(template):
+    properties = set(template["Resources"]["SeedRepositoriesResource"]["Properties"])
+    handler_reads = {"GitLabTokenSecretId", "SeedBucket", "ModelBuildSeedKey", "ModelDeploySeedKey", "TriggerSecretArn"}
+    assert set(seeding.PROPERTIES) | handler_reads | {"ServiceToken"} == properties
+
+
+@pytest.mark.parametrize("function", ["TriggerFunction", "SeedFunction"])
+def test_function_handlers_exist_where_the_zip_puts_them(template, function):
+    module, _, name = template["Resources"][function]["Properties"]["Handler"].rpartition(".")
+    path = ROOT / "cloudformation" / (module.replace(".", "/") + ".py")
+    assert path.is_file() and f"def {name}(" in path.read_text()
+
+
+# -- taskcat -------------------------------------------------------------------------------------
+def taskcat_schema() -> Path:
+    found = sorted(ROOT.glob(".venv-taskcat/lib/python*/site-packages/taskcat/cfg/config_schema.json"))
+    if not found:
+        pytest.skip("taskcat is not installed: `make taskcat-lint` creates .venv-taskcat (taskcat pins jsonschema<4)")
+    return found[0]
+
+
+def test_taskcat_config_validates_against_taskcats_own_schema():
+    result = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--schemafile", str(taskcat_schema()), str(ROOT / ".taskcat.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_taskcat_tests_give_every_required_parameter_and_packaged_asset(template):
+    config = yaml.safe_load((ROOT / ".taskcat.yml").read_text())
+    required = {name for name, p in template["Parameters"].items() if "Default" not in p}
+    for name, test in config["tests"].items():
+        given = set(config["project"].get("parameters", {})) | set(test.get("parameters", {}))
+        assert required <= given, f"taskcat test {name} misses {sorted(required - given)}"
+    keys = [v for k, v in config["project"]["parameters"].items() if k.endswith("Key")]
+    packaged = {"seed_code.zip", "model_trigger.zip", "model-build.zip", "model-deploy.zip"}
+    assert {key.rsplit("/", 1)[1] for key in keys} == packaged
