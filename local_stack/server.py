@@ -49,10 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log: one line per request
 
-    # Block SIGTERM/SIGINT before any thread starts (threads inherit the mask): the main thread
-    # then takes them with sigwait, at once, instead of a Python handler that runs late.
-    stop_signals = {signal.SIGTERM, signal.SIGINT}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    # Not sigwait with the signals blocked: the mask would pass to every process the executor
+    # starts, and those could no longer be stopped with SIGTERM.
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda received, _frame: stop.set())
 
     state_dir = args.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -90,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     log.info("ready in %.2f s: gateway %s, moto %s", info["startup_seconds"], gateway.url, info["moto_url"])
     threading.Thread(target=_warm_up, args=(gateway,), name="warm-up", daemon=True).start()
 
-    received = signal.sigwait(stop_signals)
-    log.info("stopping on %s", signal.Signals(received).name)
+    while not stop.wait(0.1):  # a short wait: the handler only runs when the main thread wakes
+        pass
+    log.info("stopping")
     # Each shutdown waits up to half a second for its serve loop: run them side by side.
     stopping_moto = threading.Thread(target=moto.stop, name="stop-moto")
     stopping_moto.start()

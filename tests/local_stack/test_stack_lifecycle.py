@@ -30,7 +30,8 @@ child = subprocess.Popen(["sleep", "300"])
 def test_start_and_stop_by_pid_leave_no_process(tmp_path):
     plugin = tmp_path / "child_plugin.py"
     plugin.write_text(CHILD_PLUGIN)
-    stack = LocalStack(state_dir=tmp_path / "state", plugins=[str(plugin)])
+    said = []
+    stack = LocalStack(state_dir=tmp_path / "state", plugins=[str(plugin)], progress=said.append)
 
     env = stack.start()
     try:
@@ -38,6 +39,7 @@ def test_start_and_stop_by_pid_leave_no_process(tmp_path):
         pid, child = info["pid"], int((stack.state_dir / "child.pid").read_text())
         assert process_alive(pid) and process_alive(child)
         assert set(group_members(pid)) == {pid, child}
+        assert not blocks_sigterm(child)  # else `stop` could only end the server's children with SIGKILL
         assert info["gateway_url"] == env["AWS_ENDPOINT_URL_SAGEMAKER"] == env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"]
         assert info["moto_url"] == env["AWS_ENDPOINT_URL"]
         for url in (info["gateway_url"], info["moto_url"]):
@@ -51,6 +53,7 @@ def test_start_and_stop_by_pid_leave_no_process(tmp_path):
     assert not process_alive(pid)
     assert not process_alive(child)
     assert group_members(pid) == []
+    assert not [message for message in said if "killed" in message]  # SIGTERM was enough for all of them
     assert read_state(stack.state_dir) is None
     assert stack.stop() is False  # idempotent
 
@@ -140,6 +143,13 @@ def test_a_server_that_cannot_start_reports_its_log(tmp_path):
 
     assert time.monotonic() - started < 30
     assert stack.running() is None
+
+
+def blocks_sigterm(pid: int) -> bool:
+    [blocked] = [
+        line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("SigBlk:")
+    ]
+    return bool(int(blocked, 16) & (1 << (signal.SIGTERM - 1)))
 
 
 def exported(script: str) -> dict[str, str]:
