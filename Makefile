@@ -51,3 +51,34 @@ bench: venv ## Print speed figures: definition build, pipeline cold/cached, runt
 
 clean: ## Remove environments and local state
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache
+
+# ---- GitLab CI, locally (owner: CI infrastructure; see scripts/ci_local.py) -------------------------------
+# gitlab-ci-local is pinned in package-lock.json: 4.74+ crashes on Node 20, and 4.73 needs Node 20 or newer.
+GITLAB_CI_LOCAL := node_modules/.bin/gitlab-ci-local
+CI_FILES := .gitlab-ci.yml model-build/.gitlab-ci.yml model-deploy/.gitlab-ci.yml
+PIPELINE ?= build
+
+.PHONY: gitlab-ci-local ci-local ci-lint
+
+gitlab-ci-local: $(GITLAB_CI_LOCAL) ## Install gitlab-ci-local (npm ci, pinned) and rsync (apt-get) when missing
+	@command -v rsync >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "==> apt-get: installing Debian's rsync (gitlab-ci-local copies job files and artifacts with it)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rsync >/dev/null; \
+		else echo "error: rsync is missing: install it (Debian: sudo apt-get install rsync), then rerun make" >&2; exit 1; fi; }
+
+$(GITLAB_CI_LOCAL): package.json package-lock.json
+	@node -e 'process.exit(parseInt(process.versions.node) >= 20 ? 0 : 1)' 2>/dev/null && command -v npm >/dev/null || { \
+		echo "error: gitlab-ci-local needs Node.js 20 or newer with npm (found: $$(node --version 2>/dev/null || echo none))." >&2; \
+		echo "       Debian 12's nodejs package is 18: install Node.js 20 (e.g. NodeSource's nodejs), then rerun make" >&2; exit 1; }
+	@echo "==> npm ci: gitlab-ci-local from package-lock.json into node_modules/"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+ci-local: venv gitlab-ci-local ## Run a CI pipeline locally on the local stack (PIPELINE=build|deploy, ARGS="--manual production-deploy")
+	@$(PY) scripts/ci-local $(PIPELINE) $(ARGS)
+
+ci-lint: venv ## check-jsonschema (GitLab's schema) on every CI file
+	@echo "==> check-jsonschema: $(CI_FILES)"
+	@$(VENV)/bin/check-jsonschema --builtin-schema vendor.gitlab-ci --data-transform gitlab-ci $(CI_FILES)
+# ---- end of the GitLab CI section -----------------------------------------------------------------------
