@@ -59,6 +59,7 @@ class FakeGitLab:
         self.projects: dict[int, FakeProject] = {}
         self.pipelines: list[dict] = []
         self.calls: list[tuple[str, str]] = []
+        self.user = {"id": 1, "username": "seed-bot"}
         self._ids = itertools.count(100)
         self._failures: list[tuple[str, re.Pattern, object]] = []
         pattern = re.compile(re.escape(url) + r"/api/v4/.*")
@@ -123,6 +124,9 @@ class FakeGitLab:
         if ref.isdigit():
             return self.projects.get(int(ref))
         return next((p for p in self.projects.values() if p.full_path == ref), None)
+
+    def _get_user(self, parts, query, body):
+        return self._ok(self.user)
 
     # -- namespaces ------------------------------------------------------------------------------
     def _get_namespaces(self, parts, query, body):

@@ -1,0 +1,112 @@
+"""scripts/provision_project.py seed: the workstation path seeds exactly like the custom resource."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from cfn_testkit import PERSONAL_TOKEN, REGION, create_secret
+from cfnlint.decode import cfn_yaml
+
+from lambdas.seed_code import seeding
+from scripts import package_lambdas, provision_project
+
+NAMESPACE = "ml-team/abalone"
+
+
+def described_stack(template: dict, parameters: dict, outputs: dict) -> dict:
+    """describe_stacks' answer for a deployed project stack."""
+    given = {name: spec.get("Default", "") for name, spec in template["Parameters"].items()} | parameters
+    return {
+        "StackName": "abalone",
+        "StackId": f"arn:aws:cloudformation:{REGION}:123456789012:stack/abalone/guid",
+        "StackStatus": "CREATE_COMPLETE",
+        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in given.items()],
+        "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()],
+    }
+
+
+def test_workstation_seed_uses_the_stack_outputs_and_stores_the_trigger_token(gitlab_fake, capsys):
+    template = cfn_yaml.load(str(provision_project.TEMPLATE))
+    namespace_id = gitlab_fake.add_namespace(NAMESPACE)
+    role = "arn:aws:iam::123456789012:role/"
+    outputs = {
+        "BuildRepositoryName": "abalone-model-build",
+        "DeployRepositoryName": "abalone-model-deploy",
+        "ArtifactBucketName": "abalone-artifacts",
+        "KmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/abc",
+        "ModelPackageGroupName": "abalone",
+        "SageMakerPipelineRoleArn": role + "pipeline",
+        "ModelExecutionRoleArn": role + "model",
+        "GitLabBuildRoleArn": role + "build",
+        "GitLabDeployStagingRoleArn": role + "staging",
+        "GitLabDeployProdRoleArn": role + "prod",
+        "TriggerSecretArn": create_secret("abalone/trigger", '{"status": "not seeded yet"}'),
+    }
+    assert set(outputs) <= set(template["Outputs"])  # every output the command reads exists
+    create_secret("sagemaker-gitlab-seed-token", json.dumps({"token": PERSONAL_TOKEN}))
+    stack = described_stack(
+        template,
+        {
+            "SageMakerProjectName": "abalone",
+            "SageMakerProjectId": "p-abc",
+            "GitLabServerUrl": gitlab_fake.url,
+            "GitLabNamespaceId": str(namespace_id),
+            "GitLabNamespacePath": NAMESPACE,
+            "SeedRepositories": "from-workstation",
+        },
+        outputs,
+    )
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+
+    provision_project.seed(stack, token=None, secrets=secrets)
+
+    build = gitlab_fake.project(f"{NAMESPACE}/abalone-model-build")
+    deploy = gitlab_fake.project(f"{NAMESPACE}/abalone-model-deploy")
+    for project, folder in ((build, "model-build"), (deploy, "model-deploy")):
+        expected = {f.path: f.content for f in seeding.read_seed_archive(package_lambdas.seed_archive(folder), folder)}
+        assert {path: content for path, (content, _) in project.branches["main"].items()} == expected
+    assert deploy.variables["PROD_DEPLOY_ROLE_ARN"] == {
+        "variable_type": "env_var",
+        "key": "PROD_DEPLOY_ROLE_ARN",
+        "value": role + "prod",
+        "masked": True,
+        "protected": True,
+    }
+    (trigger,) = deploy.triggers.values()
+    stored = json.loads(secrets.get_secret_value(SecretId=outputs["TriggerSecretArn"])["SecretString"])
+    assert stored == {"project_id": deploy.id, "ref": "main", "token": trigger["token"]}
+    printed = capsys.readouterr().out
+    assert "created, seeded on main" in printed and trigger["token"] not in printed and PERSONAL_TOKEN not in printed
+
+
+def test_seed_properties_match_the_custom_resource():
+    template = cfn_yaml.load(str(provision_project.TEMPLATE))
+    resource = set(template["Resources"]["SeedRepositoriesResource"]["Properties"])
+    stack = described_stack(template, {}, {name: "x" for name in template["Outputs"]})
+
+    rebuilt = set(provision_project.seed_properties(stack))
+
+    # Only what the Lambda alone needs differs: its service token and where it finds the archives.
+    assert resource - rebuilt == {"ServiceToken", "SeedBucket", "ModelBuildSeedKey", "ModelDeploySeedKey"}
+    assert rebuilt <= resource
+
+
+def test_bootstrap_creates_then_updates_the_token_secret_and_checks_the_token(gitlab_fake, monkeypatch, capsys):
+    from scripts import bootstrap_gitlab_token as bootstrap
+
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    arn, first = bootstrap.store("sagemaker-gitlab-seed-token", "glpat-old-token-000000", None, secrets)
+    same_arn, second = bootstrap.store("sagemaker-gitlab-seed-token", PERSONAL_TOKEN, None, secrets)
+
+    assert (first, second) == ("created", "updated") and same_arn == arn
+    value = secrets.get_secret_value(SecretId="sagemaker-gitlab-seed-token")["SecretString"]
+    assert seeding.personal_token_from_secret(value) == PERSONAL_TOKEN  # the seed code reads what this writes
+
+    gitlab_fake.user = {"id": 1, "username": "seed-bot"}
+    assert bootstrap.check_token(gitlab_fake.url, PERSONAL_TOKEN) == "seed-bot"
+    monkeypatch.setenv("GITLAB_TOKEN", "glpat-typo")
+    with pytest.raises(SystemExit, match=r"rejected the token \(401\)"):
+        bootstrap.main(["--gitlab-url", gitlab_fake.url])
+    assert "glpat-typo" not in capsys.readouterr().out
