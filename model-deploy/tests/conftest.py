@@ -14,6 +14,7 @@ import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -39,6 +40,15 @@ REGION = "us-east-1"
 XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 SEXES = ("F", "I", "M")
 _project_numbers = itertools.count(1)
+
+
+def tool(name: str) -> str:
+    """A console script of the running environment (the venv), else from PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: pip install {name}")
+    return found
 
 
 def find_dataset() -> Path:
@@ -121,7 +131,9 @@ class RuntimeDouble(ThreadingHTTPServer):
 
     def __init__(self, moto_url: str):
         super().__init__(("127.0.0.1", 0), InvokeHandler)
-        self.moto_url = moto_url
+        # Made once: creating boto3 clients per request would dominate the latency being measured.
+        self.sagemaker = moto_client(moto_url, "sagemaker")
+        self.s3 = moto_client(moto_url, "s3")
         self.boosters: dict[str, xgboost.Booster] = {}
         self.lock = threading.Lock()
 
@@ -130,7 +142,7 @@ class RuntimeDouble(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
     def booster_for(self, endpoint_name: str) -> xgboost.Booster:
-        sagemaker = moto_client(self.moto_url, "sagemaker")
+        sagemaker = self.sagemaker
         try:
             endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
         except ClientError:
@@ -142,7 +154,7 @@ class RuntimeDouble(ThreadingHTTPServer):
         with self.lock:
             if model_data_url not in self.boosters:
                 bucket, key = model_data_url[len("s3://") :].split("/", 1)
-                tar_bytes = moto_client(self.moto_url, "s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+                tar_bytes = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
                 with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as archive:
                     raw = archive.extractfile("xgboost-model").read()
                 booster = xgboost.Booster()

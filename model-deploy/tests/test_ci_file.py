@@ -1,0 +1,97 @@
+"""The deploy repo's .gitlab-ci.yml: valid against GitLab's schema, and shaped as the deploy flow needs.
+
+The schema misses undefined stages and `needs` typos, and cannot tell a blocking manual job from a
+skippable one: those properties are asserted here (gitlab-ci-local later checks the evaluated rules).
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+
+from .conftest import REPO_DIR, tool
+
+CI_FILE = REPO_DIR / ".gitlab-ci.yml"
+DEPLOY_JOBS = ("build", "staging-deploy", "staging-test", "production-deploy")
+
+
+def check_jsonschema(path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", "--data-transform", "gitlab-ci", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def ci() -> dict:
+    return yaml.safe_load(CI_FILE.read_text())
+
+
+def test_ci_file_passes_gitlabs_schema():
+    run = check_jsonschema(CI_FILE)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_schema_check_rejects_a_broken_ci_file(tmp_path):
+    broken = tmp_path / ".gitlab-ci.yml"
+    broken.write_text(CI_FILE.read_text().replace("when: manual", "when: by-hand"))
+    assert check_jsonschema(broken).returncode != 0
+
+
+def test_stages_run_in_order_and_every_job_uses_a_declared_stage(ci):
+    assert ci["stages"] == ["build", "staging-deploy", "staging-test", "production-deploy"]
+    jobs = {name: job for name, job in ci.items() if isinstance(job, dict) and "script" in job}
+    assert {job["stage"] for job in jobs.values()} <= set(ci["stages"])
+    for job in jobs.values():
+        for need in job.get("needs", []):
+            assert need in jobs, f"needs names an unknown job: {need}"
+
+
+def test_production_deploy_is_a_blocking_manual_step_after_the_staging_tests(ci):
+    job = ci["production-deploy"]
+    assert job["needs"] == ["build", "staging-test"]
+    final_rule = job["rules"][-1]
+    assert final_rule == {"when": "manual", "allow_failure": False}
+    assert ci["staging-test"]["needs"] == ["build", "staging-deploy"]
+    assert ci["staging-deploy"]["needs"] == ["build"]
+
+
+def test_each_environment_has_its_tier_url_lock_and_role(ci):
+    for name, environment, role in (
+        ("staging-deploy", "staging", "$STAGING_DEPLOY_ROLE_ARN"),
+        ("production-deploy", "production", "$PROD_DEPLOY_ROLE_ARN"),
+        ("production-rollback", "production", "$PROD_DEPLOY_ROLE_ARN"),
+    ):
+        job = ci[name]
+        assert job["environment"]["name"] == environment
+        assert job["environment"]["deployment_tier"] == environment
+        assert job["environment"]["url"].startswith("https://")
+        assert job["resource_group"] == environment
+        assert job["variables"]["DEPLOY_ROLE_ARN"] == role
+    assert ci["staging-test"]["resource_group"] == "staging"
+    assert ci["default"]["id_tokens"]["AWS_ID_TOKEN"]["aud"] == "sts.amazonaws.com"
+    assert ":" in ci["default"]["image"] and not ci["default"]["image"].endswith(":latest")
+
+
+def test_a_rejection_runs_only_the_rollback(ci):
+    rejected = '$MODEL_APPROVAL_STATUS == "Rejected"'
+    for name in DEPLOY_JOBS:
+        rules = ci[name].get("rules") or ci[ci[name]["extends"]]["rules"]
+        assert rules[0] == {"if": rejected, "when": "never"}, name
+    rollback = ci["production-rollback"]
+    assert rollback["rules"][0] == {"if": rejected, "when": "on_success"}
+    assert rollback["rules"][-1] == {"when": "manual", "allow_failure": True}
+    assert rollback["needs"] == []
+    assert rollback["script"] == ["python -m deploy rollback prod"]
+
+
+def test_staging_test_reports_reach_gitlab_even_on_failure(ci):
+    artifacts = ci["staging-test"]["artifacts"]
+    assert artifacts["when"] == "always"
+    assert artifacts["reports"]["junit"] == "build/staging-test-report.xml"
+    assert "build/staging-test-results.json" in artifacts["paths"]
+    assert ci["build"]["artifacts"]["reports"]["dotenv"] == "build/deploy.env"

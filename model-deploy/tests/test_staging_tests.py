@@ -1,0 +1,112 @@
+"""The staging test suite, run as CI runs it (`python -m deploy staging-test`, its own process), against
+a moto-backed staging deployment and an InvokeEndpoint test double that serves the real model."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+# moto skips the prod-only alarms and autoscaling resources (test_template.py checks them instead).
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
+
+SUITE = {
+    "test_endpoint_is_in_service",
+    "test_endpoint_serves_the_approved_package",
+    "test_rmse_on_held_out_test_split_within_tolerance",
+    "test_latency_p95_within_budget",
+    "test_malformed_payload_gets_an_error_answer",
+}
+
+
+def deploy_to_staging(project, monkeypatch, arn: str) -> None:
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", arn)
+    assert project.run("build") == 0
+    assert project.run("deploy", "staging") == 0
+
+
+def run_staging_tests(project, runtime_double):
+    return project.run_subprocess(
+        "staging-test",
+        env={"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": runtime_double.url, "STAGING_LATENCY_REQUESTS": "10"},
+    )
+
+
+def junit_cases(project) -> dict[str, str]:
+    """Test name -> outcome, from the JUnit XML GitLab would show."""
+    root = ET.parse(project.build_dir / "staging-test-report.xml").getroot()  # noqa: S314 - our own report
+    cases = {}
+    for case in root.iter("testcase"):
+        failed = case.find("failure") is not None or case.find("error") is not None
+        cases[case.get("name")] = "failed" if failed else "passed"
+    return cases
+
+
+def results(project) -> dict:
+    return json.loads((project.build_dir / "staging-test-results.json").read_text())
+
+
+def test_staging_tests_pass_when_the_endpoint_serves_the_approved_model(project, monkeypatch, runtime_double):
+    arn = project.register(model="good")
+    deploy_to_staging(project, monkeypatch, arn)
+
+    run = run_staging_tests(project, runtime_double)
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert junit_cases(project) == dict.fromkeys(SUITE, "passed")
+    report = results(project)
+    assert report["passed"] is True
+    assert report["model_package_arn"] == arn
+    figures = report["figures"]
+    assert figures["test_rows"] == project.abalone.rows
+    # The double serves the very model that was registered: the RMSE matches the registered one.
+    assert figures["rmse"] == pytest.approx(project.abalone.good_rmse, abs=1e-3)
+    assert figures["latency_requests"] == 10
+    assert 0 < figures["latency_p50_ms"] <= figures["latency_p95_ms"] <= figures["latency_max_ms"]
+    assert (figures["malformed_error_code"], figures["malformed_http_status"]) == ("ModelError", 424)
+    assert "Staging tests PASSED: 5/5 passed" in run.stdout
+
+
+def test_staging_tests_fail_when_predictions_are_wrong(project, monkeypatch, runtime_double):
+    # Registered with the good model's metrics, but its artifact only ever predicts the mean.
+    arn = project.register(model="constant")
+    deploy_to_staging(project, monkeypatch, arn)
+
+    run = run_staging_tests(project, runtime_double)
+
+    assert run.returncode == 1
+    cases = junit_cases(project)
+    assert cases["test_rmse_on_held_out_test_split_within_tolerance"] == "failed"
+    assert cases["test_endpoint_is_in_service"] == "passed"
+    report = results(project)
+    assert report["passed"] is False
+    assert report["figures"]["rmse"] > report["figures"]["rmse_limit"]
+    rmse_test = report["tests"]["test_rmse_on_held_out_test_split_within_tolerance"]
+    assert "does not reproduce the approved model" in rmse_test["message"]
+    assert "Staging tests FAILED" in run.stdout
+
+
+def test_staging_tests_fail_when_the_endpoint_is_missing(project, monkeypatch, runtime_double):
+    deploy_to_staging(project, monkeypatch, project.register())
+    project.sagemaker.delete_endpoint(EndpointName=project.outputs("staging")["EndpointName"])
+
+    run = run_staging_tests(project, runtime_double)
+
+    assert run.returncode == 1
+    cases = junit_cases(project)
+    assert set(cases) == SUITE and set(cases.values()) == {"failed"}
+    message = results(project)["tests"]["test_endpoint_is_in_service"]["message"]
+    assert "not found" in message
+
+
+def test_staging_tests_fail_when_staging_serves_another_version(project, monkeypatch, runtime_double):
+    deploy_to_staging(project, monkeypatch, project.register())
+    # A later build resolved another version, but staging was not redeployed (e.g. an interleaved run).
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", project.register())
+    assert project.run("build") == 0
+
+    run = run_staging_tests(project, runtime_double)
+
+    assert run.returncode == 1
+    assert junit_cases(project)["test_endpoint_serves_the_approved_package"] == "failed"
