@@ -31,7 +31,7 @@ STARTED = time.monotonic()
 from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402 - after the clock: startup time includes imports
 from moto.server import ThreadedMotoServer  # noqa: E402
 
-from local_stack import api, events, stack  # noqa: E402
+from local_stack import api, events, persistence, stack  # noqa: E402
 from local_stack.gateway import Gateway  # noqa: E402
 
 log = logging.getLogger("local_stack.server")
@@ -67,9 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         _load_plugin(plugin)
         log.info("loaded %s", plugin)
 
+    persistence.record_into(state_dir)
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     moto_host, moto_port = moto.get_host_and_port()
+    persistence.restore(f"http://{moto_host}:{moto_port}", state_dir)
     gateway = Gateway(f"http://{moto_host}:{moto_port}", args.region, account_id, state_dir)
     threading.Thread(target=gateway.serve_forever, name="gateway", daemon=True).start()
 

@@ -144,7 +144,9 @@ def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
         run_command(command, build_env, REPO_ROOT / "model-build", "the model-build pipeline")
         package = _latest_package(sagemaker, group)
         metrics = _metrics(s3, package)
+        cached = _cached_steps(sagemaker)
         stage.outcome = f"{package['ModelPackageArn'].split('/', 1)[1]}: RMSE {metrics['rmse']['value']:.3f}"
+        stage.outcome += f", {len(cached)} steps from the cache ({', '.join(cached)})" if cached else ", no cache hits"
         report.facts["Registered"] = f"{package['ModelPackageArn']} ({package['ModelApprovalStatus']})"
         report.facts["Metrics"] = ", ".join(f"{name} {value['value']:.3f}" for name, value in metrics.items())
         print(f"    Registered {package['ModelPackageArn']}: {report.facts['Metrics']}")
@@ -185,6 +187,12 @@ def _latest_package(sagemaker, group: str) -> dict:
     if not summaries:
         raise DemoError(f"the pipeline registered no model in {group}")
     return sagemaker.describe_model_package(ModelPackageName=summaries[0]["ModelPackageArn"])
+
+
+def _cached_steps(sagemaker) -> list[str]:
+    latest = sagemaker.list_pipeline_executions(PipelineName=f"{PROJECT}-build")["PipelineExecutionSummaries"][0]
+    steps = sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=latest["PipelineExecutionArn"])
+    return [s["StepName"] for s in reversed(steps["PipelineExecutionSteps"]) if "CacheHitResult" in s]
 
 
 def _metrics(s3, package: dict) -> dict:
