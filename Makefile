@@ -8,7 +8,7 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 export PYTHONPATH := $(CURDIR):$(CURDIR)/model-build:$(CURDIR)/model-deploy
 
-.PHONY: help venv test lint unit lock demo bench clean
+.PHONY: help venv test lint unit lock demo bench clean stack-up stack-down stack-status
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,7 +49,17 @@ bench: venv ## Print speed figures: definition build, pipeline cold/cached, runt
 	@echo "==> make bench: measuring on this machine (about a minute)"
 	@$(PY) scripts/bench.py
 
-clean: ## Remove environments and local state
+stack-up: venv ## Start the local stack in the background (moto + SageMaker gateway); state in .local/
+	@scripts/local-stack up
+
+stack-down: ## Stop the local stack
+	@scripts/local-stack down
+
+stack-status: ## Show the local stack
+	@scripts/local-stack status
+
+clean: ## Stop the local stack; remove environments and local state (the demo's cache too)
+	-@test -x $(PY) && scripts/local-stack down
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache
 
 # ---- GitLab CI, locally (owner: CI infrastructure; see scripts/ci_local.py) -------------------------------
