@@ -33,6 +33,7 @@ VARIABLES = {
     "ARTIFACT_BUCKET": "the project's S3 artifact bucket, which receives the endpoints' data capture",
     "MODEL_EXECUTION_ROLE_ARN": "the IAM role SageMaker assumes to serve the model",
     "KMS_KEY_ARN": "optional KMS key for data capture and endpoint volumes",
+    "CLOUDFORMATION_ROLE_ARN": "optional role CloudFormation assumes to create the resources (least privilege for CI)",
     "MODEL_PACKAGE_ARN": "from the approval trigger: the exact version to deploy (empty: latest Approved)",
     "MODEL_APPROVAL_STATUS": "from the approval trigger: Approved or Rejected",
 }
@@ -57,6 +58,7 @@ class Settings:
     artifact_bucket: str = ""
     execution_role_arn: str = ""
     kms_key_arn: str = ""
+    cloudformation_role_arn: str = ""  # empty: CloudFormation acts with the caller's credentials
     model_package_arn: str = ""  # set by the approval trigger, empty on a web run
     approval_status: str = ""
     build_dir: Path = DEFAULT_BUILD_DIR
@@ -109,6 +111,7 @@ def load(required: Iterable[str], build_dir: Path | str | None = None) -> Settin
         artifact_bucket=get("ARTIFACT_BUCKET"),
         execution_role_arn=get("MODEL_EXECUTION_ROLE_ARN"),
         kms_key_arn=get("KMS_KEY_ARN"),
+        cloudformation_role_arn=get("CLOUDFORMATION_ROLE_ARN"),
         model_package_arn=get("MODEL_PACKAGE_ARN"),
         approval_status=get("MODEL_APPROVAL_STATUS"),
         build_dir=build_dir,

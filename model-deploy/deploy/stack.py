@@ -228,6 +228,8 @@ def deploy(config: Settings, stage: str, template_path: Path = settings.TEMPLATE
 
     parameter_list = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
     tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
+    # With a CloudFormation service role, the CI role itself needs no SageMaker write permissions.
+    role = {"RoleARN": config.cloudformation_role_arn} if config.cloudformation_role_arn else {}
     if stack is None:
         response = _call(
             cloudformation.create_stack,
@@ -237,6 +239,7 @@ def deploy(config: Settings, stage: str, template_path: Path = settings.TEMPLATE
             Parameters=parameter_list,
             Tags=tag_list,
             OnFailure="ROLLBACK",
+            **role,
         )
         action, expected = ("recreated" if recreated else "created"), "CREATE_COMPLETE"
         log = EventLog(cloudformation, response["StackId"])
@@ -253,6 +256,7 @@ def deploy(config: Settings, stage: str, template_path: Path = settings.TEMPLATE
                 TemplateBody=template_body,
                 Parameters=parameter_list,
                 Tags=tag_list,
+                **role,
             )
         except _NoUpdates:
             return _finish(config, stage, stack, "unchanged", started, parameters)

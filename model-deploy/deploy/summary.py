@@ -14,7 +14,8 @@ def stage_line(config: Settings, stage: str) -> str:
     if described is None:
         return f"  {stage:<8} not deployed (no stack {config.stack_name(stage)})"
     try:
-        served = endpoints.describe(config.client("sagemaker"), stack.outputs_of(described)["EndpointName"])
+        endpoint_name = stack.outputs_of(described)["EndpointName"]
+        served = endpoints.describe(config.client("sagemaker"), endpoint_name)
     except DeployError as error:
         return f"  {stage:<8} stack {described['StackStatus']}: {error}"
     packages = ", ".join(arn.split("model-package/")[-1] for arn in served.package_arns) or "no package"

@@ -76,9 +76,12 @@ def test_deploy_updates_the_endpoint_to_a_new_version(project, monkeypatch):
 
     second = project.register()
     build(project, monkeypatch, second)
+    cloudformation_role = f"arn:aws:iam::{ACCOUNT}:role/{project.name}-cloudformation"
+    monkeypatch.setenv("CLOUDFORMATION_ROLE_ARN", cloudformation_role)
     assert project.run("deploy", "prod") == 0
 
     assert project.stack("prod")["StackStatus"] == "UPDATE_COMPLETE"
+    assert project.stack("prod")["RoleARN"] == cloudformation_role
     assert project.outputs("prod")["EndpointName"] == endpoint_before  # same endpoint, updated in place
     assert project.outputs("prod")["EndpointConfigName"] != config_before
     assert project.served_packages("prod") == [second]

@@ -47,7 +47,9 @@ def results(project) -> dict:
     return json.loads((project.build_dir / "staging-test-results.json").read_text())
 
 
-def test_staging_tests_pass_when_the_endpoint_serves_the_approved_model(project, monkeypatch, runtime_double):
+def test_staging_tests_pass_on_the_approved_model_and_the_summary_shows_them(
+    project, monkeypatch, runtime_double, capsys
+):
     arn = project.register(model="good")
     deploy_to_staging(project, monkeypatch, arn)
 
@@ -66,6 +68,18 @@ def test_staging_tests_pass_when_the_endpoint_serves_the_approved_model(project,
     assert 0 < figures["latency_p50_ms"] <= figures["latency_p95_ms"] <= figures["latency_max_ms"]
     assert (figures["malformed_error_code"], figures["malformed_http_status"]) == ("ModelError", 424)
     assert "Staging tests PASSED: 5/5 passed" in run.stdout
+
+    # Promoted: the summary shows both endpoints serving the version, and the staging figures.
+    assert project.run("deploy", "prod") == 0
+    capsys.readouterr()
+    assert project.run("summary") == 0
+    out = capsys.readouterr().out
+    version = arn.split("model-package/")[1]
+    for stage in ("staging", "prod"):
+        endpoint = project.outputs(stage)["EndpointName"]
+        assert f"{stage:<8} endpoint {endpoint} InService, serves {version}" in out
+    assert "Staging tests PASSED: 5/5 passed; RMSE" in out
+    assert "latency_p95_ms" in out
 
 
 def test_staging_tests_fail_when_predictions_are_wrong(project, monkeypatch, runtime_double):
