@@ -8,7 +8,7 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 export PYTHONPATH := $(CURDIR):$(CURDIR)/model-build:$(CURDIR)/model-deploy
 
-.PHONY: help venv test lint unit lock demo bench clean stack-up stack-down stack-status
+.PHONY: help venv test lint unit lock demo bench clean stack-up stack-down stack-status checkov taskcat-lint package
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,16 +30,44 @@ lint: venv ## ruff on the whole repo
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 
-unit: venv ## pytest on every test folder
+unit: venv .venv-taskcat/.installed ## pytest on every test folder
 	@echo "==> pytest"
 	@$(VENV)/bin/pytest
 
-test: lint unit ## Lint and run the whole test suite
+test: lint unit checkov ## Lint, run the whole test suite, scan the templates
 
 lock: venv ## Re-resolve requirements-dev.lock and each repo's requirements.txt
 	$(UV) pip compile -q --python-version 3.11 requirements-dev.in -o requirements-dev.lock
 	$(UV) pip compile -q --python-version 3.11 -c requirements-dev.lock model-build/requirements.in -o model-build/requirements.txt
 	$(UV) pip compile -q --python-version 3.11 -c requirements-dev.lock model-deploy/requirements.in -o model-deploy/requirements.txt
+	$(UV) pip compile -q --python-version 3.11 requirements-checkov.in -o requirements-checkov.lock
+	$(UV) pip compile -q --python-version 3.11 requirements-taskcat.in -o requirements-taskcat.lock
+	$(PY) scripts/package_lambdas.py --lock
+
+# checkov and taskcat pin old boto3 / jsonschema<4: each gets its own environment, made on demand.
+.venv-checkov/.installed: requirements-checkov.lock | $(VENV)/.installed
+	@echo "==> checkov environment: .venv-checkov from requirements-checkov.lock"
+	@test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	@$(UV) pip sync -q --python .venv-checkov/bin/python requirements-checkov.lock
+	@touch $@
+
+.venv-taskcat/.installed: requirements-taskcat.lock | $(VENV)/.installed
+	@echo "==> taskcat environment: .venv-taskcat from requirements-taskcat.lock"
+	@test -x .venv-taskcat/bin/python || $(PYTHON) -m venv .venv-taskcat
+	@$(UV) pip sync -q --python .venv-taskcat/bin/python requirements-taskcat.lock
+	@touch $@
+
+checkov: .venv-checkov/.installed ## Security scan of the CloudFormation templates (offline, own environment)
+	@echo "==> checkov"
+	@.venv-checkov/bin/checkov -d cloudformation -f model-deploy/endpoint-config-template.yml \
+		--framework cloudformation --skip-download --compact --quiet
+
+taskcat-lint: .venv-taskcat/.installed ## Lint .taskcat.yml and its templates with taskcat (offline, own environment)
+	@echo "==> taskcat lint"
+	@PYTHONWARNINGS=ignore::UserWarning .venv-taskcat/bin/taskcat lint
+
+package: venv ## Package the template's Lambdas and seed archives into build/assets
+	@$(PY) scripts/package_lambdas.py
 
 demo: venv ## The whole loop offline: build -> register -> approve -> deploy -> staging tests -> prod (DATA=csv|s3://|uci)
 	@echo "==> make demo: the model-build pipeline, approval and deploy pipeline on the local stack"
