@@ -164,11 +164,19 @@ def delete_and_wait(cloudformation, stack: dict) -> None:
 
 
 def unchanged(cloudformation, stack: dict, template_body: str, parameters: dict, tags: dict) -> bool:
-    """True when an update would change nothing (CloudFormation would answer "No updates")."""
-    current = cloudformation.get_template(StackName=stack["StackId"], TemplateStage="Original")["TemplateBody"]
-    if not isinstance(current, str) or current.strip() != template_body.strip():
+    """True when an update would change nothing (CloudFormation would answer "No updates").
+
+    A shortcut only: when it cannot tell (e.g. no cloudformation:GetTemplateSummary permission), the
+    update goes ahead and CloudFormation's own "No updates are to be performed" answer is a success too.
+    """
+    try:
+        current = cloudformation.get_template(StackName=stack["StackId"], TemplateStage="Original")["TemplateBody"]
+        if not isinstance(current, str) or current.strip() != template_body.strip():
+            return False
+        summary = cloudformation.get_template_summary(TemplateBody=template_body)
+    except ClientError as error:
+        print(f"  (cannot compare with the deployed stack: {error.response['Error']['Code']}; updating)")
         return False
-    summary = cloudformation.get_template_summary(TemplateBody=template_body)
     # Parameters left out fall back to their defaults: compare the full set.
     desired = {p["ParameterKey"]: str(p["DefaultValue"]) for p in summary["Parameters"] if "DefaultValue" in p}
     desired.update(parameters)
