@@ -92,6 +92,7 @@ def test_a_rejection_runs_only_the_rollback(ci):
 def test_staging_test_reports_reach_gitlab_even_on_failure(ci):
     artifacts = ci["staging-test"]["artifacts"]
     assert artifacts["when"] == "always"
-    assert artifacts["reports"]["junit"] == "build/staging-test-report.xml"
-    assert "build/staging-test-results.json" in artifacts["paths"]
-    assert ci["build"]["artifacts"]["reports"]["dotenv"] == "build/deploy.env"
+    # Artifact paths are relative to the project dir: $MODEL_DEPLOY_DIR is "." here, model-deploy in the monorepo.
+    assert artifacts["reports"]["junit"] == "$MODEL_DEPLOY_DIR/build/staging-test-report.xml"
+    assert "$MODEL_DEPLOY_DIR/build/staging-test-results.json" in artifacts["paths"]
+    assert ci["build"]["artifacts"]["reports"]["dotenv"] == "$MODEL_DEPLOY_DIR/build/deploy.env"
