@@ -40,6 +40,7 @@ lock: venv ## Re-resolve requirements-dev.lock and each repo's requirements.txt
 	$(UV) pip compile -q --python-version 3.11 requirements-dev.in -o requirements-dev.lock
 	$(UV) pip compile -q --python-version 3.11 -c requirements-dev.lock model-build/requirements.in -o model-build/requirements.txt
 	$(UV) pip compile -q --python-version 3.11 -c requirements-dev.lock model-deploy/requirements.in -o model-deploy/requirements.txt
+	$(UV) pip compile -q --python-version 3.11 -c requirements-dev.lock model-deploy/requirements-test.in -o model-deploy/requirements-test.txt
 	$(UV) pip compile -q --python-version 3.11 requirements-checkov.in -o requirements-checkov.lock
 	$(UV) pip compile -q --python-version 3.11 requirements-taskcat.in -o requirements-taskcat.lock
 	$(PY) scripts/package_lambdas.py --lock
@@ -96,7 +97,7 @@ GITLAB_CI_LOCAL := node_modules/.bin/gitlab-ci-local
 CI_FILES := .gitlab-ci.yml model-build/.gitlab-ci.yml model-deploy/.gitlab-ci.yml
 PIPELINE ?= build
 
-.PHONY: gitlab-ci-local ci-local ci-lint
+.PHONY: gitlab-ci-local ci-local ci-lint cfn-lint definition-diff
 
 gitlab-ci-local: $(GITLAB_CI_LOCAL) ## Install gitlab-ci-local (npm ci, pinned) and rsync (apt-get) when missing
 	@command -v rsync >/dev/null || { \
@@ -119,4 +120,11 @@ ci-local: venv gitlab-ci-local ## Run a CI pipeline locally on the local stack (
 ci-lint: venv ## check-jsonschema (GitLab's schema) on every CI file
 	@echo "==> check-jsonschema: $(CI_FILES)"
 	@$(VENV)/bin/check-jsonschema --builtin-schema vendor.gitlab-ci --data-transform gitlab-ci $(CI_FILES)
+# The merge request jobs of .gitlab-ci.yml that had no target yet.
+cfn-lint: venv ## cfn-lint on every CloudFormation template
+	@echo "==> cfn-lint: cloudformation/*.yml model-deploy/endpoint-config-template.yml"
+	@$(VENV)/bin/cfn-lint cloudformation/*.yml model-deploy/endpoint-config-template.yml
+
+definition-diff: venv ## How this branch changes the SageMaker pipeline definition (vs origin's default branch)
+	@$(MAKE) --no-print-directory -C model-build definition-diff PYTHON=$(CURDIR)/$(PY)
 # ---- end of the GitLab CI section -----------------------------------------------------------------------
