@@ -54,8 +54,8 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 FINISHED = re.compile(r"^(?P<job>\S+)\s+finished in (?P<amount>[\d.]+) (?P<unit>\S+)")
 SUMMARY = re.compile(r"^\s*(?P<status>PASS|FAIL|WARN)\s+(?:\[[^\]]*\]\s+)?(?P<job>\S+)")
 UNIT_SECONDS = {"ns": 1e-9, "μs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}
-# gitlab-ci-local's notes that the clone has no `origin` remote (a fresh `git init`): it then uses its own
-# placeholders for the project path and the default branch, which this module sets anyway.
+# gitlab-ci-local's notes that the clone has no usable `origin` remote (a fresh `git init`, a local path):
+# it then uses placeholders for the project path and the default branch, which this module sets anyway.
 GIT_FALLBACK_NOISE = [
     re.compile(pattern)
     for pattern in (
@@ -64,6 +64,7 @@ GIT_FALLBACK_NOISE = [
         r"^\s+Command failed with exit code \d+: git ",
         r"^fatal: ref refs/remotes/origin/HEAD is not a symbolic ref",
         r"^error: No such remote 'origin'",
+        r"^git remote get-url origin didn't provide valid matches",  # an origin that is a local path
     )
 ]
 SUMMARY_STATUS = {"PASS": "success", "FAIL": "failed", "WARN": "warning"}
