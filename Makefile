@@ -34,7 +34,7 @@ unit: venv .venv-taskcat/.installed ## pytest on every test folder
 	@echo "==> pytest"
 	@$(VENV)/bin/pytest
 
-test: lint unit checkov ## Lint, run the whole test suite, scan the templates
+test: lint gitlab-ci-local unit checkov ## Lint, run the whole test suite (gitlab-ci-local included), scan the templates
 
 lock: venv ## Re-resolve requirements-dev.lock and each repo's requirements.txt
 	$(UV) pip compile -q --python-version 3.11 requirements-dev.in -o requirements-dev.lock
@@ -70,7 +70,7 @@ taskcat-lint: .venv-taskcat/.installed ## Lint .taskcat.yml and its templates wi
 package: venv ## Package the template's Lambdas and seed archives into build/assets
 	@$(PY) scripts/package_lambdas.py
 
-demo: venv ## The whole loop offline: build -> register -> approve -> deploy -> staging tests -> prod (DATA=csv|s3://|uci)
+demo: venv gitlab-ci-local ## The whole loop offline: build -> register -> approve -> deploy -> staging tests -> prod (DATA=csv|s3://|uci)
 	@echo "==> make demo: the model-build pipeline, approval and deploy pipeline on the local stack"
 	@$(PY) scripts/demo.py
 

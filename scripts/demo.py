@@ -3,9 +3,10 @@
     push -> SageMaker pipeline -> registered model -> approval -> deploy pipeline
          -> staging endpoint -> staging tests -> production
 
-Each stage runs the command the real system runs (the model-build CI job's command, the approval
-command, the trigger Lambda's handler, the model-deploy CI jobs' commands) against the local stack,
-so what you see here is what happens on AWS and GitLab. Stops everything it started.
+Each stage runs what the real system runs, against the local stack: the model-build repo's
+.gitlab-ci.yml (through gitlab-ci-local, as a push to the default branch), the approval command, the
+trigger Lambda's handler, and the model-deploy repo's .gitlab-ci.yml with the trigger's variables,
+its manual production button pressed. Stops everything it started.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "scripts")]
 
 import abalone_data  # noqa: E402
 import boto3  # noqa: E402
+from ci_local import CiLocalError, JobResult, run_pipeline, summary_lines  # noqa: E402
 
 from local_stack import LocalStack, events  # noqa: E402
 from local_stack.gitlab_receiver import GitLabReceiver, TriggeredPipeline  # noqa: E402
@@ -42,6 +44,7 @@ class DemoError(RuntimeError):
 class Report:
     stages: list[tuple[str, float, str]] = field(default_factory=list)
     facts: dict[str, str] = field(default_factory=dict)
+    jobs: list[JobResult] = field(default_factory=list)  # the GitLab jobs that ran, in order
 
     def stage(self, number: int, total: int, name: str):
         return _Stage(self, f"[{number}/{total}] {name}")
@@ -70,23 +73,20 @@ def run_command(command: list[str], env: dict[str, str], cwd: Path, what: str) -
         raise DemoError(f"{what} failed (exit {finished.returncode}); its output is above")
 
 
-def deploy_jobs(project_env: dict[str, str]):
-    """The model-deploy pipeline's jobs, in stage order, as its .gitlab-ci.yml runs them."""
-    deploy_dir = REPO_ROOT / "model-deploy"
-    python = [sys.executable, "-m", "deploy"]
+def gitlab_pipeline(folder: str, variables: dict[str, str], env: dict[str, str], state: Path, manual=()):
+    """A repo's real .gitlab-ci.yml, run by gitlab-ci-local on the shell executor; job output streams live."""
+    return run_pipeline(folder, variables, manual=manual, env=env, state=state / "gitlab-ci-local" / folder)
 
-    def run_pipeline(pipeline: TriggeredPipeline) -> None:
-        env = {**project_env, **pipeline.variables, "PYTHONPATH": str(deploy_dir)}
-        for job, arguments in (
-            ("build", ["build"]),
-            ("staging-deploy", ["deploy", "staging"]),
-            ("staging-test", ["staging-test"]),
-            ("production-deploy (the manual button, pressed by the demo)", ["deploy", "prod"]),
-        ):
-            print(f"\n    -- deploy pipeline #{pipeline.id}: {job}", flush=True)
-            run_command(python + arguments, env, deploy_dir, f"deploy job {job}")
 
-    return run_pipeline
+def deploy_pipeline(project: dict[str, str], env: dict[str, str], state: Path, jobs: list[JobResult]):
+    """What the GitLab receiver does with a triggered pipeline: model-deploy's CI, prod button pressed."""
+
+    def run(pipeline: TriggeredPipeline) -> None:
+        print(f"\n    GitLab: deploy pipeline #{pipeline.id} on {pipeline.ref}, variables {sorted(pipeline.variables)}")
+        variables = {**project, **pipeline.variables, "CI_PIPELINE_SOURCE": "trigger"}
+        jobs.extend(gitlab_pipeline("model-deploy", variables, env, state, manual=["production-deploy"]))
+
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stack.stop()
             print("\nLocal stack stopped.")
-    except (DemoError, abalone_data.DataError) as error:
+    except (DemoError, abalone_data.DataError, CiLocalError) as error:
         print(f"\nerror: {error}", file=sys.stderr)
         return 1
     finally:
@@ -115,14 +115,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
-    env = {
-        **stack.environ(),
+    # The CI/CD variables the project stack's seed Lambda sets on both GitLab repos.
+    project = {
+        "AWS_REGION": stack.env["AWS_DEFAULT_REGION"],
         "SAGEMAKER_PROJECT_NAME": PROJECT,
         "SAGEMAKER_PROJECT_ID": "local",
         "SAGEMAKER_PIPELINE_ROLE_ARN": ROLE_ARN,
         "MODEL_EXECUTION_ROLE_ARN": ROLE_ARN,
         "PIPELINE_POLL_SECONDS": "0.5",
+        "DEPLOY_POLL_SECONDS": "0.5",
     }
+    env = stack.environ()
     os.environ.update(stack.env)  # this process's own boto3 calls go to the stack too
     bucket, group = env["ARTIFACT_BUCKET"], env["MODEL_PACKAGE_GROUP_NAME"]
     sagemaker, s3 = boto3.client("sagemaker"), boto3.client("s3")
@@ -138,10 +141,9 @@ def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
         stage.outcome = ("SYNTHETIC sample at " if data.synthetic else "") + uri
         report.facts["Data"] = stage.outcome
 
-    with report.stage(3, total, "git push -> model-build pipeline (the CI train job's command)") as stage:
-        command = [sys.executable, "-m", "pipelines.run_pipeline", "run", "-p", f"InputDataUrl={uri}"]
-        build_env = {**env, "PYTHONPATH": str(REPO_ROOT / "model-build")}
-        run_command(command, build_env, REPO_ROOT / "model-build", "the model-build pipeline")
+    with report.stage(3, total, "git push -> model-build's .gitlab-ci.yml (gitlab-ci-local)") as stage:
+        variables = {**project, "INPUT_DATA_URL": uri, "CI_PIPELINE_SOURCE": "push"}
+        report.jobs += gitlab_pipeline("model-build", variables, env, args.state_dir)
         package = _latest_package(sagemaker, group)
         metrics = _metrics(s3, package)
         cached = _cached_steps(sagemaker)
@@ -159,8 +161,8 @@ def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
         stage.outcome = f"event {event['id']} ({event['detail']['ModelApprovalStatus']})"
         report.facts["Approved"] = arn
 
-    with report.stage(5, total, "EventBridge -> trigger Lambda -> GitLab -> deploy pipeline") as stage:
-        with GitLabReceiver(on_pipeline=deploy_jobs(env)) as receiver:
+    with report.stage(5, total, "EventBridge -> trigger Lambda -> GitLab -> model-deploy's .gitlab-ci.yml") as stage:
+        with GitLabReceiver(on_pipeline=deploy_pipeline(project, env, args.state_dir, report.jobs)) as receiver:
             result = deliver_approval_event(event, receiver, model_package_group=group)
             print(f"    trigger Lambda: {json.dumps(result)}")
             pipelines = receiver.wait()
@@ -174,7 +176,7 @@ def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
         )
 
     with report.stage(6, total, "Endpoints") as stage:
-        deploy_env = {**env, "PYTHONPATH": str(REPO_ROOT / "model-deploy")}
+        deploy_env = {**env, **project, "PYTHONPATH": str(REPO_ROOT / "model-deploy")}
         run_command([sys.executable, "-m", "deploy", "summary"], deploy_env, REPO_ROOT / "model-deploy", "summary")
         stage.outcome = "staging and prod serve the approved version"
     return 0
@@ -214,7 +216,11 @@ def _wait_for_event(state_dir: Path, arn: str, timeout: float = 10.0) -> dict:
 def _print_summary(report: Report, seconds: float) -> None:
     print("\n" + "=" * 78 + "\nSummary")
     for title, took, outcome in report.stages:
-        print(f"  {title:<70} {took:6.1f}s\n      {outcome}")
+        print(f"  {title:<80} {took:6.1f}s\n      {outcome}")
+    if report.jobs:
+        print("  GitLab jobs (gitlab-ci-local):")
+        for line in summary_lines(report.jobs):
+            print(f"    {line}")
     for name, value in report.facts.items():
         print(f"  {name + ':':<12} {value}")
     print(f"  {'Total:':<12} {seconds:.1f}s")

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     top = Path(subprocess.check_output(["git", "rev-parse", "--show-toplevel"], cwd=REPO_DIR, text=True).strip())
     subfolder = REPO_DIR.relative_to(top)
     current = definition_at(REPO_DIR)
+    _fetch_if_missing(args.base, top)
     with tempfile.TemporaryDirectory() as scratch:
         worktree = Path(scratch) / "base"
         added = subprocess.run(
@@ -62,6 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     diff = list(difflib.unified_diff(base.splitlines(), current.splitlines(), args.base, "this branch", lineterm=""))
     print("\n".join(diff) if diff else f"The pipeline definition is unchanged from {args.base}.")
     return 0
+
+
+def _fetch_if_missing(revision: str, top: Path) -> None:
+    """A merge request's clone has no origin/<default branch>: fetch it, as a reviewer would."""
+    known = subprocess.run(["git", "rev-parse", "--verify", "--quiet", revision], cwd=top, capture_output=True)
+    remote, _, branch = revision.partition("/")
+    if known.returncode != 0 and branch:
+        subprocess.run(["git", "fetch", "--quiet", remote, f"{branch}:refs/remotes/{remote}/{branch}"], cwd=top)
 
 
 if __name__ == "__main__":
