@@ -1,0 +1,80 @@
+"""The whole loop through the real CI files, as `make demo` runs it, then checked on what AWS would hold.
+
+The demo stops its stack when it ends; reopening the same state folder replays the stack's AWS state,
+so the assertions read the registry, the stacks and the endpoints exactly as they were left.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+from local_stack import LocalStack, events
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from ci_local import artifacts_dir  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ABALONE_CSV = REPO_ROOT.parent / "shared" / "datasets" / "abalone.csv"
+GCL = REPO_ROOT / "node_modules" / ".bin" / "gitlab-ci-local"
+
+
+@pytest.mark.skipif(not GCL.exists(), reason="gitlab-ci-local is not installed: `make gitlab-ci-local` installs it")
+def test_push_to_production_through_both_pipelines(tmp_path):
+    state = tmp_path / "demo"
+    demo = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "demo.py"), "--state-dir", str(state), "--data", str(ABALONE_CSV)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-4000:]
+    for job in ("train", "build", "staging-deploy", "staging-test", "production-deploy"):
+        assert f"{job} " in demo.stdout and "success" in demo.stdout
+
+    with LocalStack(state_dir=state) as stack:
+        client = {
+            service: boto3.client(
+                service,
+                endpoint_url=stack.env.get(f"AWS_ENDPOINT_URL_{service.upper()}", stack.env["AWS_ENDPOINT_URL"]),
+                region_name=stack.env["AWS_DEFAULT_REGION"],
+                aws_access_key_id=stack.env["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=stack.env["AWS_SECRET_ACCESS_KEY"],
+            )
+            for service in ("sagemaker", "cloudformation", "s3")
+        }
+        sagemaker = client["sagemaker"]
+        # Registered, then approved: one version, with its evaluation and lineage.
+        versions = sagemaker.list_model_packages(ModelPackageGroupName="abalone")["ModelPackageSummaryList"]
+        assert len(versions) == 1
+        package = sagemaker.describe_model_package(ModelPackageName=versions[0]["ModelPackageArn"])
+        assert package["ModelApprovalStatus"] == "Approved"
+        assert package["CustomerMetadataProperties"]["TestDataUrl"].startswith("s3://")
+        approvals = [e for e in events.read_events(state) if e["detail"]["ModelApprovalStatus"] == "Approved"]
+        assert [e["detail"]["ModelPackageArn"] for e in approvals] == [package["ModelPackageArn"]]
+
+        # Staging and production: each stack's endpoint serves exactly the approved version.
+        for stage in ("staging", "prod"):
+            outputs = client["cloudformation"].describe_stacks(StackName=f"sagemaker-abalone-deploy-{stage}")
+            outputs = {o["OutputKey"]: o["OutputValue"] for o in outputs["Stacks"][0]["Outputs"]}
+            endpoint_name = next(
+                value for key, value in outputs.items() if key.startswith("Endpoint") and "Name" in key
+            )
+            endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
+            assert endpoint["EndpointStatus"] == "InService"
+            config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+            model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+            container = model.get("PrimaryContainer") or model["Containers"][0]
+            assert container["ModelPackageName"] == package["ModelPackageArn"], stage
+
+        # The staging-test job ran on real predictions of that version, and its artifact says so.
+        artifacts = artifacts_dir("model-deploy", "staging-test", state=state / "gitlab-ci-local" / "model-deploy")
+        results = json.loads((artifacts / "build" / "staging-test-results.json").read_text())
+        assert results["passed"] and results["model_package_arn"] == package["ModelPackageArn"]
+        assert results["figures"]["test_rows"] == 626
+        assert 1.8 < results["figures"]["rmse"] <= results["figures"]["rmse_limit"]
