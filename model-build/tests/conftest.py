@@ -31,7 +31,10 @@ def abalone_csv() -> Path:
 
 @pytest.fixture(scope="session")
 def moto_url():
-    """A moto server on a free loopback port, stopped at the end of the session."""
+    """A moto server on a free loopback port, stopped at the end of the session.
+
+    model-deploy's tests have the same fixture: each seeded repo stands alone and cannot import the other's.
+    """
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -106,6 +106,7 @@ def abalone() -> Abalone:
 
 @pytest.fixture(scope="session")
 def moto_url():
+    # The model-build repo has the same fixture: each seeded repo stands alone and cannot import the other's.
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
