@@ -68,6 +68,9 @@ def with_unchanged_fields(request: dict[str, Any], current: dict[str, Any]) -> d
     }
     if metadata:
         complete["CustomerMetadataProperties"] = metadata
+    else:
+        # Nothing to remove from: moto would pop the names from a missing dict and answer 500.
+        complete.pop("CustomerMetadataPropertiesToRemove", None)
     return complete
 
 

@@ -192,6 +192,25 @@ def test_metadata_updates_merge_and_remove_as_aws_does(clients, package):
     assert describe(clients, package)["ModelApprovalStatus"] == "PendingManualApproval"
 
 
+def test_removing_metadata_from_a_package_without_any_is_a_no_op(clients):
+    # AWS accepts it; moto alone answers 500 (it pops the names from a missing dict).
+    arn = clients.sagemaker.create_model_package(
+        ModelPackageGroupName="abalone",
+        InferenceSpecification={
+            "Containers": [{"Image": "xgboost", "ModelDataUrl": "s3://sagemaker-local-artifacts/m/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        ModelApprovalStatus="PendingManualApproval",
+    )["ModelPackageArn"]
+
+    clients.sagemaker.update_model_package(ModelPackageArn=arn, CustomerMetadataPropertiesToRemove=["GitCommit"])
+
+    after = describe(clients, arn)
+    assert after["ModelApprovalStatus"] == "PendingManualApproval"
+    assert not after.get("CustomerMetadataProperties")
+
+
 def test_unknown_version_is_refused_with_the_versions_that_exist(local_stack, package):
     result = approve_model(local_stack, "approve", "--version", "9999")
 
