@@ -69,6 +69,19 @@ GIT_FALLBACK_NOISE = [
 ]
 SUMMARY_STATUS = {"PASS": "success", "FAIL": "failed", "WARN": "warning"}
 
+# The CI/CD variables the project stack's seed Lambda sets on both GitLab repos, as the local stack needs them
+# (plus AWS_REGION, the stack's own); `scripts/ci-local` and `make demo` run the CI files with these.
+LOCAL_ROLE_ARN = "arn:aws:iam::123456789012:role/local-sagemaker-execution"  # moto does not check roles
+LOCAL_PROJECT_VARIABLES = {
+    "SAGEMAKER_PROJECT_NAME": "abalone",
+    "SAGEMAKER_PROJECT_ID": "local",
+    "SAGEMAKER_PIPELINE_ROLE_ARN": LOCAL_ROLE_ARN,
+    "MODEL_EXECUTION_ROLE_ARN": LOCAL_ROLE_ARN,
+    # The local stack finishes pipeline steps and stack updates in well under a second: poll accordingly.
+    "PIPELINE_POLL_SECONDS": "0.5",
+    "DEPLOY_POLL_SECONDS": "0.5",
+}
+
 
 class CiLocalError(RuntimeError):
     """The pipeline cannot run as asked: the message says why and what to do."""
