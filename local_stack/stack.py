@@ -136,12 +136,12 @@ class LocalStack:
     def __init__(
         self,
         state_dir: Path | str | None = None,
-        region: str = DEFAULT_REGION,
+        region: str | None = None,
         plugins: tuple[str, ...] | list[str] = (),
         progress: Callable[[str], None] | None = None,
     ):
         self.state_dir = Path(state_dir or default_state_dir()).resolve()
-        self.region = region
+        self.region = region  # None: a running stack's region, else DEFAULT_REGION
         # .py plugin files are resolved here: the server runs from the repo root, not our directory.
         self.plugins = tuple(str(Path(plugin).resolve()) if plugin.endswith(".py") else plugin for plugin in plugins)
         self.progress = progress or (lambda _message: None)
@@ -154,6 +154,7 @@ class LocalStack:
         """Start the server (or find it running), create the bucket and group; return the environment."""
         running = self.running()
         if running is not None:
+            self._check_matches(running)
             self.progress(f"local stack already running (PID {running['pid']}, state {self.state_dir})")
             self.info = running
         else:
@@ -220,11 +221,26 @@ class LocalStack:
         self.stop()
 
     # --- internals ------------------------------------------------------------------------------
+    def _check_matches(self, running: dict[str, Any]) -> None:
+        """A running stack is reused only if it is the one asked for: never ignore a region or plugin silently."""
+        problems = []
+        if self.region is not None and self.region != running["region"]:
+            problems.append(f"it answers for region {running['region']}, not {self.region}")
+        missing = [plugin for plugin in self.plugins if plugin not in running["plugins"]]
+        if missing:
+            problems.append(f"it has not loaded the plugin(s) {', '.join(missing)}")
+        if problems:
+            raise LocalStackError(
+                f"the local stack in {self.state_dir} is already running (PID {running['pid']}), but "
+                f"{' and '.join(problems)}. Stop it first (scripts/local-stack down), or use another --state-dir."
+            )
+
     def _launch(self, timeout: float) -> dict[str, Any]:
         remove_state(self.state_dir)
         log_file = log_path(self.state_dir)
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", SERVER_MODULE, "--state-dir", str(self.state_dir), "--region", self.region]
+        region = self.region or DEFAULT_REGION
+        command = [sys.executable, "-m", SERVER_MODULE, "--state-dir", str(self.state_dir), "--region", region]
         for plugin in self.plugins:
             command += ["--plugin", plugin]
         child_env = dict(os.environ)
@@ -270,18 +286,17 @@ class LocalStack:
         from botocore.exceptions import ClientError
 
         env = self.info["env"]
+        region = env["AWS_REGION"]  # the running stack's: `up` may have found it running
         session = boto3.session.Session(
             aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name=env["AWS_REGION"],
+            region_name=region,
         )
         config = Config(retries={"max_attempts": 1})
         s3 = session.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], config=config)
         bucket = env["ARTIFACT_BUCKET"]
         try:
-            create = (
-                {} if self.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": self.region}}
-            )
+            create = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
             s3.create_bucket(Bucket=bucket, **create)
         except ClientError as error:
             if error.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":

@@ -106,6 +106,22 @@ def test_cli_up_status_env_down(tmp_path):
     assert no_env.returncode == 1 and "not running" in no_env.stderr
 
 
+def test_a_running_stack_is_reused_only_if_it_is_the_one_asked_for(local_stack, tmp_path):
+    running = read_state(local_stack.state_dir)
+    other_plugin = tmp_path / "other_plugin.py"
+    other_plugin.write_text("")
+
+    with pytest.raises(LocalStackError, match=r"answers for region us-east-1, not eu-west-1\. Stop it first"):
+        LocalStack(state_dir=local_stack.state_dir, region="eu-west-1").start()
+    with pytest.raises(LocalStackError, match=f"has not loaded the plugin\\(s\\) {other_plugin}"):
+        LocalStack(state_dir=local_stack.state_dir, plugins=[str(other_plugin)]).start()
+
+    said = []
+    assert LocalStack(state_dir=local_stack.state_dir, progress=said.append).start() == running["env"]
+    assert f"local stack already running (PID {running['pid']}, state {local_stack.state_dir})" in said
+    assert read_state(local_stack.state_dir)["pid"] == running["pid"]
+
+
 def test_a_stale_state_file_is_cleaned_up(tmp_path):
     dead = subprocess.Popen(["true"])  # a PID that is surely gone: our own finished, reaped child
     dead.wait()
