@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from botocore.exceptions import ClientError
 
 # moto skips the prod-only alarms and autoscaling resources (test_template.py checks them instead).
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
@@ -73,6 +74,18 @@ def test_rollback_without_an_older_approved_version_fails_clearly(project, monke
 
     assert f"no Approved version older than {project.name}/1" in capsys.readouterr().err
     assert project.served_packages("prod") == [only]
+
+
+def test_rejection_before_anything_reached_production_changes_nothing(project, monkeypatch, capsys):
+    # Approved, deployed to staging, never promoted, then rejected: the automatic rollback job must not fail.
+    monkeypatch.setenv("MODEL_APPROVAL_STATUS", "Rejected")
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", project.register(approval="Rejected"))
+
+    assert project.run("rollback", "prod") == 0
+
+    assert "prod has no deployment" in capsys.readouterr().out
+    with pytest.raises(ClientError, match="does not exist"):
+        project.stack("prod")  # nothing was deployed
 
 
 def test_rollback_without_a_production_stack_fails_clearly(project, capsys):
