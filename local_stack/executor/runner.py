@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from local_stack.executor import expressions, s3files, step_types
 from local_stack.executor.store import ExecutionStore
 
@@ -155,8 +157,8 @@ class Runner:
             else:
                 arguments = expressions.evaluate(step["Arguments"], self.scope)
             outcome, cache_source = self._execute(step, arguments)
-        except (step_types.StepFailure, expressions.ExpressionError) as failure:
-            reason = failure.reason if isinstance(failure, step_types.StepFailure) else f"ClientError: {failure}"
+        except Exception as failure:  # noqa: BLE001 - whatever stops a step fails it: none stays Executing
+            reason = self._failure_reason(name, failure)
             record.update(StepStatus="Failed", EndTime=time.time(), FailureReason=reason[: step_types.MAX_REASON])
             record["Metadata"] = getattr(failure, "metadata", {})
             self._save_step(record)
@@ -170,6 +172,14 @@ class Runner:
         self._save_step(record)
         log.info("execution %s: step %s succeeded%s", self.execution_id, name, " (cached)" if cache_source else "")
         return outcome
+
+    def _failure_reason(self, step_name: str, failure: Exception) -> str:
+        if isinstance(failure, step_types.StepFailure):
+            return failure.reason
+        if isinstance(failure, (expressions.ExpressionError, ClientError, BotoCoreError)):
+            return f"ClientError: {failure}"  # e.g. an input in a bucket that does not exist, as SageMaker says
+        log.exception("execution %s: step %s failed in the executor", self.execution_id, step_name)
+        return f"local executor error: {type(failure).__name__}: {failure}"
 
     def _execute(self, step: dict, arguments: dict) -> tuple[step_types.Outcome, str | None]:
         kind = step["Type"]

@@ -203,6 +203,16 @@ def test_a_broken_step_script_fails_the_execution_with_the_scripts_error(stack):
     assert "After" not in steps
 
 
+def test_an_aws_error_in_a_step_fails_that_step_with_the_error(stack):
+    # SageMaker reports an input it cannot read as the step's ClientError; the step never stays Executing.
+    definition = {"Version": "2020-12-01", "Steps": [script_step("Read", "s3://no-such-bucket/script.py")]}
+    execution, steps = wait(start_definition("missing-bucket", definition))
+    assert execution["PipelineExecutionStatus"] == "Failed"
+    assert steps["Read"]["StepStatus"] == "Failed"
+    assert steps["Read"]["FailureReason"].startswith("ClientError: ")
+    assert "NoSuchBucket" in steps["Read"]["FailureReason"]
+
+
 def test_unsupported_step_types_and_expressions_fail_at_once_naming_them(stack):
     transform = {"Name": "Score", "Type": "Transform", "Arguments": {}}
     execution, steps = wait(start_definition("unsupported-type", {"Version": "2020-12-01", "Steps": [transform]}))
