@@ -5,7 +5,8 @@
     with LocalStack(state_dir=tmp_path) as stack:     # starts the server, creates bucket + group
         env = stack.env                               # AWS_ENDPOINT_URL..., as `scripts/local-stack env`
         subprocess.run([...], env=stack.environ())    # a child process that talks to the stack
-    # stopped by PID (SIGTERM, then SIGKILL), with every process of its group
+    # stopped by PID (SIGTERM, then SIGKILL), with every process of its group; a stack that was
+    # already running when the block began is left running
 
 State lives in the state folder (`.local/` at the repo root unless told otherwise):
 `stack.json` (what is running: PID, URLs, environment), `logs/server.log`, `events.jsonl`.
@@ -159,7 +160,12 @@ class LocalStack:
             self.info = running
         else:
             self.info = self._launch(timeout)
-        self._bootstrap()
+        try:
+            self._bootstrap()
+        except BaseException:
+            if self._started_here():
+                self.stop()  # a server we launched must not outlive a failed start
+            raise
         return dict(self.info["env"])
 
     def stop(self, timeout: float = 10.0) -> bool:
@@ -218,7 +224,8 @@ class LocalStack:
         return self
 
     def __exit__(self, *_exc) -> None:
-        self.stop()
+        if self._started_here():  # a stack that was already running is someone else's to stop
+            self.stop()
 
     # --- internals ------------------------------------------------------------------------------
     def _check_matches(self, running: dict[str, Any]) -> None:
@@ -327,6 +334,9 @@ class LocalStack:
                 ModelPackageGroupName=group, ModelPackageGroupDescription="Abalone models built on the local stack"
             )
             self.progress(f"model package group {group} (created)")
+
+    def _started_here(self) -> bool:
+        return self._process is not None
 
     def _alive(self, pid: int) -> bool:
         if self._process is not None and self._process.pid == pid:

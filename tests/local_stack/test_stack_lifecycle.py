@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import signal
 import subprocess
@@ -117,9 +118,27 @@ def test_a_running_stack_is_reused_only_if_it_is_the_one_asked_for(local_stack, 
         LocalStack(state_dir=local_stack.state_dir, plugins=[str(other_plugin)]).start()
 
     said = []
-    assert LocalStack(state_dir=local_stack.state_dir, progress=said.append).start() == running["env"]
+    with LocalStack(state_dir=local_stack.state_dir, progress=said.append) as reused:
+        assert reused.env == running["env"]
     assert f"local stack already running (PID {running['pid']}, state {local_stack.state_dir})" in said
+    assert process_alive(running["pid"])  # the block did not start it, so it did not stop it
     assert read_state(local_stack.state_dir)["pid"] == running["pid"]
+
+
+def test_a_failed_start_stops_the_server_it_launched(tmp_path, monkeypatch):
+    said = []
+    stack = LocalStack(state_dir=tmp_path / "state", progress=said.append)
+
+    def refused() -> None:
+        raise RuntimeError("bucket creation refused")
+
+    monkeypatch.setattr(stack, "_bootstrap", refused)
+    with pytest.raises(RuntimeError, match="bucket creation refused"):
+        stack.start()
+
+    [pid] = [int(found) for message in said for found in re.findall(r"ready in .* \(PID (\d+)\)", message)]
+    assert not process_alive(pid)
+    assert read_state(stack.state_dir) is None
 
 
 def test_a_stale_state_file_is_cleaned_up(tmp_path):
