@@ -20,24 +20,27 @@ from deploy.settings import Settings
 SUITE_DIR = Path(__file__).resolve().parent / "staging_tests"
 REPORT_XML = "staging-test-report.xml"
 RESULTS_JSON = "staging-test-results.json"
-# staging-config.json key -> (environment override, default).
+# staging-config.json key -> (environment override, default, smallest sensible value).
 BUDGETS = {
-    "RmseTolerance": ("STAGING_RMSE_TOLERANCE", 0.1),
-    "LatencyP95BudgetMs": ("STAGING_LATENCY_P95_BUDGET_MS", 500.0),
-    "LatencyRequests": ("STAGING_LATENCY_REQUESTS", 50),
-    "BatchRows": ("STAGING_BATCH_ROWS", 200),
+    "RmseTolerance": ("STAGING_RMSE_TOLERANCE", 0.1, 0.0),
+    "LatencyP95BudgetMs": ("STAGING_LATENCY_P95_BUDGET_MS", 500.0, 1.0),
+    "LatencyRequests": ("STAGING_LATENCY_REQUESTS", 50, 1),
+    "BatchRows": ("STAGING_BATCH_ROWS", 200, 1),
 }
 
 
 def budgets() -> dict[str, float]:
     configured = settings.load_stage_config("staging").get("StagingTests", {})
     values = {}
-    for key, (variable, default) in BUDGETS.items():
+    for key, (variable, default, minimum) in BUDGETS.items():
         raw = os.environ.get(variable) or configured.get(key, default)
         try:
             values[key] = type(default)(raw)
         except ValueError:
             raise DeployError(f"{variable}/StagingTests.{key} must be a number, got {raw!r}") from None
+        # Caught here, not deep in the suite (0 requests has no p95; 0 rows per batch never ends a batch).
+        if values[key] < minimum:
+            raise DeployError(f"{variable}/StagingTests.{key} must be at least {minimum}, got {raw!r}")
     return values
 
 
@@ -57,7 +60,9 @@ def run(config: Settings, endpoint_name: str | None = None) -> int:
     values = budgets()
     config.build_dir.mkdir(parents=True, exist_ok=True)
     results_path = config.build_dir / RESULTS_JSON
+    # A report left by an earlier run must never pass for this run's.
     results_path.unlink(missing_ok=True)
+    (config.build_dir / REPORT_XML).unlink(missing_ok=True)
     print(f"Staging tests: endpoint {endpoint_name}, package {package_arn}", flush=True)
     exit_code = pytest.main(
         [

@@ -8,6 +8,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from deploy import staging
+from deploy.errors import DeployError
+
+from .conftest import REPO_DIR
+
 # moto skips the prod-only alarms and autoscaling resources (test_template.py checks them instead).
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
 
@@ -124,3 +129,27 @@ def test_staging_tests_fail_when_staging_serves_another_version(project, monkeyp
 
     assert run.returncode == 1
     assert junit_cases(project)["test_endpoint_serves_the_approved_package"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("STAGING_LATENCY_REQUESTS", "0", "must be at least 1"),
+        ("STAGING_BATCH_ROWS", "0", "must be at least 1"),
+        ("STAGING_RMSE_TOLERANCE", "-0.5", "must be at least 0.0"),
+        ("STAGING_LATENCY_P95_BUDGET_MS", "fast", "must be a number"),
+    ],
+)
+def test_budgets_that_cannot_work_are_refused_by_name(monkeypatch, variable, value, problem):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(DeployError, match=f"{variable}/StagingTests.* {problem}"):
+        staging.budgets()
+
+
+def test_budgets_come_from_staging_config_and_the_environment_overrides_them(monkeypatch):
+    for variable, *_ in staging.BUDGETS.values():
+        monkeypatch.delenv(variable, raising=False)
+    configured = json.loads((REPO_DIR / "staging-config.json").read_text())["StagingTests"]
+    assert staging.budgets() == configured
+    monkeypatch.setenv("STAGING_LATENCY_REQUESTS", "7")
+    assert staging.budgets()["LatencyRequests"] == 7
