@@ -61,7 +61,7 @@ def list_steps(sagemaker, execution_arn: str) -> list[StepRecord]:
                     started=_timestamp(step.get("StartTime")),
                     ended=_timestamp(step.get("EndTime")),
                     cache_hit="CacheHitResult" in step,
-                    failure=step.get("FailureReason", ""),
+                    failure=_failure(step),
                     metadata=step.get("Metadata", {}),
                 )
             )
@@ -100,6 +100,11 @@ def summary(result: ExecutionResult) -> str:
     if result.model_package_arn:
         lines.append(f"Registered model package: {result.model_package_arn}")
     return "\n".join(lines)
+
+
+def _failure(step: dict) -> str:
+    # A FailStep's message is its ErrorMessage metadata; FailureReason may not repeat it.
+    return step.get("FailureReason") or step.get("Metadata", {}).get("Fail", {}).get("ErrorMessage", "")
 
 
 def _timestamp(value) -> float | None:

@@ -126,6 +126,22 @@ def test_follow_prints_each_change_and_summarises_a_failure():
     assert "Preprocess" in text and "20.0s" in text
 
 
+def test_a_fail_step_is_summarised_with_its_error_message():
+    client = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+    message = "Model MSE 7.1 is above the threshold MseThreshold = 6.0"
+    fail_step = {
+        "StepName": "FailOnMse",
+        "StepStatus": "Failed",
+        "StartTime": at(40),
+        "EndTime": at(41),
+        "Metadata": {"Fail": {"ErrorMessage": message}},  # no FailureReason on the step itself
+    }
+    with Stubber(client) as stubber:
+        stub_poll(stubber, "Failed", [fail_step], failure="Step failure: One or multiple steps failed.")
+        result = execution.follow(client, ARN, poll_seconds=0, out=io.StringIO())
+    assert f"Step FailOnMse failed: {message}" in execution.summary(result)
+
+
 def test_summary_of_a_success_names_the_registered_package():
     package = "arn:aws:sagemaker:us-east-1:123456789012:model-package/abalone/3"
     result = execution.ExecutionResult(
