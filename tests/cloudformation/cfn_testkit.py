@@ -40,8 +40,8 @@ def custom_resource_event(request_type: str, properties: dict, physical_id: str 
     }
     if physical_id:
         event["PhysicalResourceId"] = physical_id
-    if old is not None:
-        event["OldResourceProperties"] = old
+    if request_type == "Update":  # CloudFormation always sends the previous properties with an Update
+        event["OldResourceProperties"] = properties if old is None else old
     return event
 
 

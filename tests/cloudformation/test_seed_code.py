@@ -80,8 +80,8 @@ def properties(gitlab_fake, seed_repo):
     }
 
 
-def run(request_type, properties, cfn_responses, physical_id=None, context=None):
-    event = custom_resource_event(request_type, properties, physical_id)
+def run(request_type, properties, cfn_responses, physical_id=None, context=None, old=None):
+    event = custom_resource_event(request_type, properties, physical_id, old)
     handler.lambda_handler(event, context or LambdaContext())
     assert len(cfn_responses) >= 1, "the custom resource did not answer CloudFormation"
     answer = cfn_responses[-1]
@@ -186,13 +186,40 @@ def test_update_changes_variables_without_recommitting(properties, gitlab_fake, 
     created = run("Create", properties, cfn_responses)
     changed = {**properties, "DeployProdRoleArn": "arn:aws:iam::123456789012:role/abalone-gitlab-prod-v2"}
 
-    answer = run("Update", changed, cfn_responses, physical_id=created["PhysicalResourceId"])
+    answer = run("Update", changed, cfn_responses, physical_id=created["PhysicalResourceId"], old=properties)
 
     assert answer["Status"] == "SUCCESS", answer["Reason"]
     deploy = gitlab_fake.project(f"{NAMESPACE}/abalone-model-deploy")
     assert deploy.variables["PROD_DEPLOY_ROLE_ARN"]["value"].endswith("abalone-gitlab-prod-v2")
     assert deploy.variables["PROD_DEPLOY_ROLE_ARN"]["protected"] is True
     assert all(len(project.commits) == 1 for project in gitlab_fake.projects.values())
+
+
+def test_renaming_one_repository_keeps_the_resource_and_cleans_only_the_old_project(
+    properties, gitlab_fake, cfn_responses
+):
+    created = run("Create", properties, cfn_responses)
+    renamed = {**properties, "BuildRepoName": "abalone-build-v2"}
+
+    answer = run("Update", renamed, cfn_responses, physical_id=created["PhysicalResourceId"], old=properties)
+
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    # Same id: CloudFormation sends no Delete for a replaced resource (with the old properties), which
+    # would otherwise revoke the trigger token of the deploy project both still use.
+    assert answer["PhysicalResourceId"] == created["PhysicalResourceId"]
+    old_build = gitlab_fake.project(f"{NAMESPACE}/abalone-model-build")
+    new_build = gitlab_fake.project(f"{NAMESPACE}/abalone-build-v2")
+    deploy = gitlab_fake.project(f"{NAMESPACE}/abalone-model-deploy")
+    assert old_build.variables == {} and old_build.branches["main"]  # cleaned, code kept
+    assert new_build.variables["BUILD_ROLE_ARN"]["value"] == properties["BuildRoleArn"]
+    (trigger,) = deploy.triggers.values()
+    assert trigger_secret(properties)["token"] == trigger["token"]
+    assert deploy.variables["STAGING_DEPLOY_ROLE_ARN"]["value"] == properties["DeployStagingRoleArn"]
+
+    deleted = run("Delete", renamed, cfn_responses, physical_id=created["PhysicalResourceId"])
+
+    assert deleted["Status"] == "SUCCESS" and deleted["Reason"].startswith("cleaned up")
+    assert new_build.variables == {} and deploy.variables == {} and deploy.triggers == {}
 
 
 def test_delete_revokes_the_trigger_and_variables_but_keeps_the_code(properties, gitlab_fake, cfn_responses):

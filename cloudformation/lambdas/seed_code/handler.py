@@ -1,7 +1,9 @@
 """Custom resource `Custom::GitLabSeed`: seeds the model-build and model-deploy GitLab projects.
 
 Create and Update: create or reuse both projects, commit the seed archives (from S3), set the CI/CD
-variables, rotate the deploy project's trigger token and store it in the trigger secret.
+variables, rotate the deploy project's trigger token and store it in the trigger secret. An Update
+keeps the physical id, so CloudFormation never replaces (and deletes) the resource: when it renamed a
+repository, it cleans the old project itself, leaving alone any project the new properties still use.
 Delete: revoke the trigger token and remove the variables; the repositories stay (users' code).
 Every request gets exactly one answer, SUCCESS or FAILED with a reason (see cfn_response).
 """
@@ -35,9 +37,13 @@ def lambda_handler(event: dict, context) -> dict | None:
     responder.arm_timeout()
     try:
         logger.info("custom resource request", extra={"request_type": request_type})
-        if request_type in ("Create", "Update"):
-            physical_id, data = _create_or_update(event["ResourceProperties"])
-            responder.succeeded(physical_id, data)
+        if request_type == "Create":
+            request, data = _create_or_update(event["ResourceProperties"])
+            responder.succeeded(request.physical_resource_id, data)
+        elif request_type == "Update":
+            request, data = _create_or_update(event["ResourceProperties"])
+            reason = _clean_renamed(event["OldResourceProperties"], request)
+            responder.succeeded(event["PhysicalResourceId"], data, reason=reason)
         elif request_type == "Delete":
             reason = _delete(event)
             responder.succeeded(event["PhysicalResourceId"], reason=reason)
@@ -52,7 +58,7 @@ def lambda_handler(event: dict, context) -> dict | None:
     return responder.sent
 
 
-def _create_or_update(properties: dict) -> tuple[str, dict[str, str]]:
+def _create_or_update(properties: dict) -> tuple[SeedRequest, dict[str, str]]:
     request = SeedRequest.from_properties(properties)
     seeder = Seeder(_gitlab(request, properties), request)
     s3 = boto3.client("s3")
@@ -67,17 +73,30 @@ def _create_or_update(properties: dict) -> tuple[str, dict[str, str]]:
         SecretId=_required(properties, "TriggerSecretArn"), SecretString=outcome.trigger_secret()
     )
     logger.info("trigger token stored", extra={"deploy_project_id": outcome.deploy.project_id})
-    return request.physical_resource_id, outcome.response_data()
+    return request, outcome.response_data()
+
+
+def _clean_renamed(old_properties: dict, new: SeedRequest) -> str:
+    """After an Update: clean the projects the old properties named and the new ones no longer do."""
+    old = SeedRequest.from_properties(old_properties)
+    if {old.project_key(old.build_repo), old.project_key(old.deploy_repo)} <= {
+        new.project_key(new.build_repo),
+        new.project_key(new.deploy_repo),
+    }:
+        return ""
+    return "seeded; the renamed-away project: " + _clean_up(old, old_properties, keep=new)
 
 
 def _delete(event: dict) -> str:
     if event.get("PhysicalResourceId", "").startswith(FAILED_CREATE_PREFIX):
         return "nothing to clean: the create had failed"
     request = SeedRequest.from_properties(event["ResourceProperties"])
-    if event["PhysicalResourceId"] != request.physical_resource_id:
-        return "nothing to clean: unknown physical id"
+    return _clean_up(request, event["ResourceProperties"])
+
+
+def _clean_up(request: SeedRequest, properties: dict, keep: SeedRequest | None = None) -> str:
     try:
-        leftovers = Seeder(_gitlab(request, event["ResourceProperties"]), request).clean_up()
+        leftovers = Seeder(_gitlab(request, properties), request).clean_up(keep=keep)
     except Exception as error:  # noqa: BLE001 - a GitLab problem must not block deleting the stack
         logger.warning("clean-up skipped", extra={"error": f"{type(error).__name__}: {error}"})
         return f"GitLab clean-up skipped ({type(error).__name__}): revoke the trigger token by hand"

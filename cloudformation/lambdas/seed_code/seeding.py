@@ -182,8 +182,13 @@ class SeedRequest:
 
     @property
     def physical_resource_id(self) -> str:
-        # Changing a repository name replaces the resource: CloudFormation then deletes the old one.
+        """Given at Create and kept by every Update: a rename must not make CloudFormation replace the
+        resource, because its Delete of the old one would clean a project the new one still uses."""
         return f"gitlab-seed:{self.namespace_id}:{self.build_repo}:{self.deploy_repo}"
+
+    def project_key(self, repo: str) -> tuple[str, str]:
+        """(GitLab URL, project path) of one of the two projects, case-folded as GitLab compares paths."""
+        return self.gitlab_url.rstrip("/").lower(), f"{self.namespace_path.strip('/')}/{repo}".lower()
 
 
 @dataclass
@@ -383,23 +388,31 @@ class Seeder:
 
     def _rotate_trigger(self, project: Project) -> str:
         """Exactly one trigger token for this SageMaker project: old ones are deleted, a new one made."""
-        for trigger in project.triggers.list(get_all=True):
-            if trigger.description == self.request.trigger_description:
-                trigger.delete()
+        self._revoke_triggers(project)
         trigger = project.triggers.create({"description": self.request.trigger_description})
         log.info("%s: pipeline trigger %s created", project.path_with_namespace, trigger.id)
         return trigger.token
 
+    def _revoke_triggers(self, project: Project) -> None:
+        for trigger in project.triggers.list(get_all=True):
+            if trigger.description == self.request.trigger_description:
+                trigger.delete()
+
     # -- Delete ----------------------------------------------------------------------------------
-    def clean_up(self) -> list[str]:
+    def clean_up(self, keep: SeedRequest | None = None) -> list[str]:
         """Revoke the trigger token and remove the variables this seed set. The repositories stay:
-        they hold the users' code. Returns what could not be cleaned (already gone is fine)."""
+        they hold the users' code. `keep`: the request replacing this one (an Update that renamed a
+        repository); the projects it still seeds are left alone. Returns what could not be cleaned
+        (already gone is fine)."""
         leftovers = []
+        kept = {keep.project_key(keep.build_repo), keep.project_key(keep.deploy_repo)} if keep else set()
         namespace = self._namespace()
         for repo, variables in (
             (self.request.build_repo, self.request.build_variables()),
             (self.request.deploy_repo, self.request.deploy_variables()),
         ):
+            if self.request.project_key(repo) in kept:
+                continue
             try:
                 project = self.gl.projects.get(f"{namespace.full_path}/{repo}")
             except gitlab.GitlabGetError as error:
@@ -414,8 +427,8 @@ class Seeder:
                     if error.response_code != 404:
                         leftovers.append(f"{repo} variable {var.key}: {error.response_code}")
             if repo == self.request.deploy_repo:
-                for trigger in project.triggers.list(get_all=True):
-                    if trigger.description == self.request.trigger_description:
-                        trigger.delete()
-            log.info("%s: trigger token revoked and variables removed", project.path_with_namespace)
+                self._revoke_triggers(project)
+                log.info("%s: trigger token revoked and variables removed", project.path_with_namespace)
+            else:
+                log.info("%s: variables removed", project.path_with_namespace)
         return leftovers
