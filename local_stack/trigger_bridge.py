@@ -9,8 +9,9 @@
 
 What EventBridge and the stack do on AWS, this does against the environment's AWS endpoint (the
 moto server of `scripts/local-stack env`, or any `AWS_ENDPOINT_URL`):
-- the trigger secret (`{"project_id", "ref", "token"}` of the receiver) is written to Secrets Manager,
-  and the idempotency table is created in DynamoDB, both once;
+- the trigger secret (`{"project_id", "ref", "token"}` of the receiver) is written to Secrets Manager
+  on every delivery (each receiver has its own token), and the idempotency table is created in
+  DynamoDB once (it outlives receivers, as the template's does);
 - the handler from cloudformation/lambdas/model_trigger runs in this process with the environment
   the template gives it, GITLAB_URL pointing at the receiver.
 The handler's exceptions propagate, as a failed Lambda invocation would (EventBridge would retry).
@@ -35,7 +36,7 @@ from local_stack.gitlab_receiver import GitLabReceiver
 # The Lambda runtime puts the zip root on sys.path; here the zip root is cloudformation/.
 LAMBDA_ROOT = Path(__file__).resolve().parents[1] / "cloudformation"
 IDEMPOTENCY_TABLE = "local-model-approval-idempotency"
-TIMEOUT_SECONDS = 60  # the template's Timeout for the trigger function
+TIMEOUT_SECONDS = 90  # the template's Timeout for the trigger function (a test keeps them equal)
 
 
 @dataclass
