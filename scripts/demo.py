@@ -27,7 +27,7 @@ import abalone_data  # noqa: E402
 import boto3  # noqa: E402
 from ci_local import CiLocalError, JobResult, run_pipeline, summary_lines  # noqa: E402
 
-from local_stack import LocalStack, events  # noqa: E402
+from local_stack import LocalStack, LocalStackError, events  # noqa: E402
 from local_stack.gitlab_receiver import GitLabReceiver, TriggeredPipeline  # noqa: E402
 from local_stack.trigger_bridge import deliver_approval_event  # noqa: E402
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stack.stop()
             print("\nLocal stack stopped.")
-    except (DemoError, abalone_data.DataError, CiLocalError) as error:
+    except (DemoError, abalone_data.DataError, CiLocalError, LocalStackError) as error:
         print(f"\nerror: {error}", file=sys.stderr)
         return 1
     finally:
