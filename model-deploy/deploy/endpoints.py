@@ -23,6 +23,9 @@ def describe(sagemaker, endpoint_name: str) -> ServedEndpoint:
     try:
         endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
     except ClientError as error:
+        # Only SageMaker's "Could not find endpoint" means missing; AccessDenied or throttling keep their own words.
+        if error.response["Error"]["Code"] != "ValidationException":
+            raise
         raise DeployError(f"endpoint {endpoint_name} not found: {error.response['Error']['Message']}") from None
     config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     model_names = [variant["ModelName"] for variant in config["ProductionVariants"]]
