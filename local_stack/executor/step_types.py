@@ -75,7 +75,9 @@ def run_processing(arguments: dict, job: Job) -> Outcome:
         raise StepFailure("ClientError: the local executor needs a ContainerEntrypoint to run")
     timeout = arguments.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
     log_file = job.folder / "output.log"
-    environment = {**os.environ, **job.environment, **arguments.get("Environment", {})}
+    # As in a container, the script gets the job's AWS settings only, never the host's (profile, tokens, endpoints).
+    host = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    environment = {**host, **job.environment, **arguments.get("Environment", {})}
     with log_file.open("w") as log:
         try:
             finished = subprocess.run(

@@ -236,3 +236,24 @@ def test_unknown_parameters_are_refused_like_sagemaker_does(stack):
         boto3.client("sagemaker").start_pipeline_execution(
             PipelineName="parameters", PipelineParameters=[{"Name": "A", "Value": "two"}]
         )
+
+
+def test_a_step_script_sees_the_jobs_aws_settings_not_the_hosts(tmp_path, monkeypatch):
+    from local_stack.executor import step_types
+
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "host-session-token")
+    monkeypatch.setenv("AWS_PROFILE", "host-profile")
+    job = step_types.Job(
+        name="env-check",
+        arn_prefix="arn:aws:sagemaker:us-east-1:123456789012",
+        folder=tmp_path,
+        s3=None,
+        sagemaker=None,
+        environment={"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+    script = "import json, os; print(json.dumps({k: v for k, v in os.environ.items() if k.startswith('AWS_')}))"
+    step_types.run_processing(
+        {"AppSpecification": {"ContainerEntrypoint": ["python3", "-c", script]}, "Environment": {"STAGE": "x"}}, job
+    )
+    seen = json.loads((tmp_path / "output.log").read_text())
+    assert seen == {"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_DEFAULT_REGION": "us-east-1"}
