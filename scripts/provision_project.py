@@ -10,7 +10,8 @@
 
 deploy: packages the assets (scripts/package_lambdas.py), uploads them and the template to the assets
 bucket under content-addressed keys, creates or updates the stack and waits, printing its events.
-"No updates" is success; a stack left in ROLLBACK_COMPLETE by a failed first create is replaced.
+Parameters not given keep their values on an update. "No updates" is success; a stack left in
+ROLLBACK_COMPLETE by a failed first create is replaced.
 seed: does what the stack's custom resource does (same code), with the stack's outputs, from this
 machine: for a GitLab that Lambda cannot reach. The token comes from GITLAB_TOKEN or the stack's
 GitLabTokenSecretName secret. delete: deletes the stack and waits (the bucket and key are retained).
@@ -96,6 +97,11 @@ def deploy(cloudformation, stack_name: str, template_url: str, parameters: dict[
         stack_id = cloudformation.create_stack(**request, Tags=_tags(parameters))["StackId"]
     else:
         print(f"==> updating stack {stack_name}")
+        # As `aws cloudformation deploy` does: a parameter not given keeps its value instead of
+        # reverting to its default (or failing, for one without a default).
+        declared = cloudformation.get_template_summary(TemplateURL=template_url)["Parameters"]
+        kept = {p["ParameterKey"] for p in stack.get("Parameters", [])} & {p["ParameterKey"] for p in declared}
+        request["Parameters"] += [{"ParameterKey": k, "UsePreviousValue": True} for k in sorted(kept - set(parameters))]
         try:
             stack_id = cloudformation.update_stack(**request)["StackId"]
         except botocore.exceptions.ClientError as error:

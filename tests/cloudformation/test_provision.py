@@ -110,3 +110,55 @@ def test_bootstrap_creates_then_updates_the_token_secret_and_checks_the_token(gi
     with pytest.raises(SystemExit, match=r"rejected the token \(401\)"):
         bootstrap.main(["--gitlab-url", gitlab_fake.url])
     assert "glpat-typo" not in capsys.readouterr().out
+
+
+def test_an_update_keeps_the_values_of_parameters_not_given():
+    """Like `aws cloudformation deploy`: redeploying new code must not reset SeedRepositories or drop
+    the GitLab group (required, no default) just because the command line did not repeat them."""
+    from botocore.stub import Stubber
+
+    cloudformation = boto3.client(
+        "cloudformation", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    stack_id = f"arn:aws:cloudformation:{REGION}:123456789012:stack/abalone/guid"
+    url = "https://assets.s3.us-east-1.amazonaws.com/templates/project-0123.yml"
+    previous = {"SageMakerProjectName": "abalone", "GitLabNamespaceId": "42", "SeedRepositories": "from-workstation"}
+    previous["ParameterTheNewTemplateDropped"] = "x"
+    stack = {
+        "StackName": "abalone",
+        "StackId": stack_id,
+        "CreationTime": "2026-11-23T10:00:00Z",
+        "StackStatus": "UPDATE_COMPLETE",
+        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in previous.items()],
+    }
+    declared = ["SageMakerProjectName", "GitLabNamespaceId", "SeedRepositories", "AssetsBucket", "SeedFunctionKey"]
+    with Stubber(cloudformation) as stub:
+        stub.add_response("describe_stacks", {"Stacks": [stack]}, {"StackName": "abalone"})
+        stub.add_response(
+            "get_template_summary", {"Parameters": [{"ParameterKey": k} for k in declared]}, {"TemplateURL": url}
+        )
+        stub.add_response(
+            "update_stack",
+            {"StackId": stack_id},
+            {
+                "StackName": "abalone",
+                "TemplateURL": url,
+                "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+                "Parameters": [
+                    {"ParameterKey": "AssetsBucket", "ParameterValue": "assets"},
+                    {"ParameterKey": "SeedFunctionKey", "ParameterValue": "assets/seed_code-1.zip"},
+                    {"ParameterKey": "GitLabNamespaceId", "UsePreviousValue": True},
+                    {"ParameterKey": "SageMakerProjectName", "UsePreviousValue": True},
+                    {"ParameterKey": "SeedRepositories", "UsePreviousValue": True},
+                ],
+            },
+        )
+        stub.add_response("describe_stack_events", {"StackEvents": []}, {"StackName": stack_id})
+        stub.add_response("describe_stacks", {"Stacks": [stack]}, {"StackName": stack_id})
+
+        result = provision_project.deploy(
+            cloudformation, "abalone", url, {"AssetsBucket": "assets", "SeedFunctionKey": "assets/seed_code-1.zip"}
+        )
+
+        stub.assert_no_pending_responses()
+    assert result["StackStatus"] == "UPDATE_COMPLETE"
