@@ -89,6 +89,7 @@ class GatewayHandler(BaseHTTPRequestHandler):
             log.info("client closed the connection during %s %s", self.command, self.path)
         except Exception as error:  # noqa: BLE001 - answer 500 rather than drop the connection
             log.exception("gateway failed on %s %s", self.command, self.path)
+            self.close_connection = True  # the request may be half read: its rest is no next request
             self._send(
                 500, {"Content-Type": AWS_JSON}, api.to_json({"__type": "InternalFailure", "message": str(error)})
             )

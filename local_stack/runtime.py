@@ -167,7 +167,8 @@ def _parse_row(line: str, number: int, num_features: int) -> list[float]:
 
 
 def format_csv(predictions: np.ndarray) -> bytes:
-    # str(float(x)) is the shortest text that reads back to exactly the same float32.
+    # str(float(x)): the float32's exact value as a double ("9.699999809265137", not "9.7"), so a
+    # client that parses doubles gets exactly what the model computed.
     return "\n".join(str(float(value)) for value in np.ravel(predictions)).encode()
 
 

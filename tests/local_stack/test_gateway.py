@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 import urllib.request
+from urllib.parse import urlsplit
 
 import pytest
 from botocore.exceptions import ClientError
@@ -97,3 +99,21 @@ def test_health_lists_the_local_operations(local_stack):
 
     assert health["status"] == "ready"
     assert {"DescribeDomain", "UpdateModelPackage"} <= set(health["local_operations"])
+
+
+def test_a_request_the_gateway_cannot_read_is_a_500_and_closes_the_connection(local_stack):
+    # The rest of a half-read body must not be parsed as the next request on a kept-alive connection.
+    gateway = urlsplit(local_stack.env["AWS_ENDPOINT_URL_SAGEMAKER"])
+    request = (
+        b"POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"not-a-chunk-size\r\nGET /leftover HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    )
+    with socket.create_connection((gateway.hostname, gateway.port), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):  # until the gateway closes the connection
+            answer += chunk
+
+    assert answer.startswith(b"HTTP/1.1 500 ")
+    assert b"InternalFailure" in answer
+    assert answer.count(b"HTTP/1.1 ") == 1
