@@ -10,7 +10,7 @@ import time
 import boto3
 import pytest
 import requests
-from cfn_testkit import PERSONAL_TOKEN, REGION, LambdaContext, create_secret, custom_resource_event
+from cfn_testkit import CFN_RESPONSE_URL, PERSONAL_TOKEN, REGION, LambdaContext, create_secret, custom_resource_event
 
 from lambdas.seed_code import handler
 from scripts.package_lambdas import seed_archive
@@ -360,3 +360,15 @@ def test_tokens_never_reach_the_logs(properties, gitlab_fake, cfn_responses, all
     for secret in secrets:
         assert secret not in logs
     assert all(secret not in json.dumps(cfn_responses) for secret in secrets[:2])
+
+
+def test_an_undeliverable_answer_is_retried_without_a_sleep_after_the_last_attempt(http, monkeypatch):
+    sleeps: list[float] = []
+    monkeypatch.setattr(handler.cfn_response.time, "sleep", sleeps.append)
+    http.add("PUT", CFN_RESPONSE_URL, status=403)
+    responder = handler.cfn_response.Responder(custom_resource_event("Delete", {}, "x"), LambdaContext(), "x")
+
+    responder.succeeded("x")
+
+    assert len(http.calls) == handler.cfn_response.PUT_ATTEMPTS
+    assert sleeps == [1, 2]  # between attempts only: the Lambda's remaining time is not wasted

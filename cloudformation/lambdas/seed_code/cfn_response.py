@@ -82,5 +82,6 @@ def _put(url: str, body: bytes) -> None:
             log.error("CloudFormation response rejected: HTTP %s (attempt %d)", response.status_code, attempt)
         except requests.RequestException as error:
             log.error("CloudFormation response not delivered: %s (attempt %d)", type(error).__name__, attempt)
-        time.sleep(attempt)
+        if attempt < PUT_ATTEMPTS:
+            time.sleep(attempt)
     log.error("gave up answering CloudFormation after %d attempts", PUT_ATTEMPTS)
