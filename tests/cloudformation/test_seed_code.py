@@ -372,3 +372,20 @@ def test_an_undeliverable_answer_is_retried_without_a_sleep_after_the_last_attem
 
     assert len(http.calls) == handler.cfn_response.PUT_ATTEMPTS
     assert sleeps == [1, 2]  # between attempts only: the Lambda's remaining time is not wasted
+
+
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        ('{"token": null}', 'no string "token" field'),
+        ('{"GITLAB_TOKEN": "glpat-x"}', 'no string "token" field'),
+        ('{"token": "glpat-unterminated', "not valid JSON"),
+        ("  ", "is empty"),
+    ],
+)
+def test_an_unusable_token_secret_is_named_without_echoing_it(secret, problem):
+    from lambdas.seed_code.seeding import SeedError, personal_token_from_secret
+
+    with pytest.raises(SeedError, match=problem) as raised:
+        personal_token_from_secret(secret)
+    assert "bootstrap_gitlab_token.py" in str(raised.value) and "glpat" not in str(raised.value)

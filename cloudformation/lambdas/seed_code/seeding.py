@@ -231,11 +231,18 @@ def connect(gitlab_url: str, token: str) -> gitlab.Gitlab:
 
 def personal_token_from_secret(secret_string: str) -> str:
     """The seeding token: the secret holds it as plain text or as JSON {"token": ...}."""
+    fix = "store a token with scripts/bootstrap_gitlab_token.py"
     value = secret_string.strip()
     if value.startswith("{"):
-        value = str(json.loads(value).get("token", "")).strip()
+        try:
+            value = json.loads(value).get("token")
+        except ValueError:
+            raise SeedError(f"the GitLab token secret is not valid JSON: {fix}") from None  # no excerpt: a secret
+        if not isinstance(value, str):
+            raise SeedError(f'the GitLab token secret has no string "token" field: {fix}')
+        value = value.strip()
     if not value:
-        raise SeedError("the GitLab token secret is empty: store a token with scripts/bootstrap_gitlab_token.py")
+        raise SeedError(f"the GitLab token secret is empty: {fix}")
     return value
 
 
