@@ -25,10 +25,7 @@ class ExecutionStore:
     def save(self, execution: dict[str, Any]) -> None:
         with _lock:
             execution["LastModifiedTime"] = time.time()
-            path = self.folder / f"{execution['PipelineExecutionArn'].rsplit('/', 1)[1]}.json"
-            temporary = path.with_suffix(".tmp")
-            temporary.write_text(json.dumps(execution, indent=1))
-            temporary.replace(path)  # readers never see half a file
+            _write(self.folder / f"{execution['PipelineExecutionArn'].rsplit('/', 1)[1]}.json", execution)
 
     def load(self, execution_arn: str) -> dict[str, Any] | None:
         path = self.folder / f"{execution_arn.rsplit('/', 1)[1]}.json"
@@ -55,7 +52,13 @@ class ExecutionStore:
         with _lock:
             cache = self._cache()
             cache[key] = entry
-            self.cache_file.write_text(json.dumps(cache, indent=1))
+            _write(self.cache_file, cache)
 
     def _cache(self) -> dict[str, Any]:
         return json.loads(self.cache_file.read_text()) if self.cache_file.exists() else {}
+
+
+def _write(path: Path, document: dict[str, Any]) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(document, indent=1))
+    temporary.replace(path)  # readers never see half a file, and a crash mid-write never leaves one
