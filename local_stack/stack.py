@@ -175,6 +175,8 @@ class LocalStack:
         if pid is None or not self._alive(pid):
             remove_state(self.state_dir)
             self._reap()
+            if pid is not None:
+                self._kill_leftover_group(pid)  # a server that died (SIGKILL, crash) leaves its step scripts
             self.progress("local stack is not running")
             return False
         if SERVER_MODULE not in process_command(pid):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import signal
@@ -57,6 +58,22 @@ def test_start_and_stop_by_pid_leave_no_process(tmp_path):
     assert not [message for message in said if "killed" in message]  # SIGTERM was enough for all of them
     assert read_state(stack.state_dir) is None
     assert stack.stop() is False  # idempotent
+
+
+def test_stop_after_the_server_died_ends_the_processes_it_left(tmp_path):
+    plugin = tmp_path / "child_plugin.py"
+    plugin.write_text(CHILD_PLUGIN)
+    stack = LocalStack(state_dir=tmp_path / "state", plugins=[str(plugin)])
+    stack.start()
+    pid, child = read_state(stack.state_dir)["pid"], int((stack.state_dir / "child.pid").read_text())
+
+    os.kill(pid, signal.SIGKILL)  # the server alone dies, as in a crash; its child lives on
+    stack._process.wait(timeout=10)
+    assert process_alive(child)
+
+    assert stack.stop() is False  # nothing was running...
+    assert not process_alive(child)  # ...but what it left behind is gone
+    assert group_members(pid) == []
 
 
 def test_cli_up_status_env_down(tmp_path):
