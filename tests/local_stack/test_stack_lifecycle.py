@@ -67,13 +67,17 @@ def test_stop_after_the_server_died_ends_the_processes_it_left(tmp_path):
     stack.start()
     pid, child = read_state(stack.state_dir)["pid"], int((stack.state_dir / "child.pid").read_text())
 
-    os.kill(pid, signal.SIGKILL)  # the server alone dies, as in a crash; its child lives on
-    stack._process.wait(timeout=10)
-    assert process_alive(child)
+    try:
+        os.kill(pid, signal.SIGKILL)  # the server alone dies, as in a crash; its child lives on
+        stack._process.wait(timeout=10)
+        assert process_alive(child)
 
-    assert stack.stop() is False  # nothing was running...
-    assert not process_alive(child)  # ...but what it left behind is gone
-    assert group_members(pid) == []
+        assert stack.stop() is False  # nothing was running...
+        assert not process_alive(child)  # ...but what it left behind is gone
+        assert group_members(pid) == []
+    finally:
+        if process_alive(child):
+            os.kill(child, signal.SIGKILL)
 
 
 def test_cli_up_status_env_down(tmp_path):
