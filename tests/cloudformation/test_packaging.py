@@ -83,3 +83,13 @@ def test_lambda_zip_is_reproducible_and_imports_from_its_own_dependencies(tmp_pa
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "lambda_handler"
     assert not (tmp_path / "lambdas" / "model_trigger" / "requirements.txt").exists()
+
+
+def test_only_installer_leftovers_are_left_out_of_a_lambda_zip(tmp_path):
+    for name in ("bin/gitlab", "pkg/__init__.py", "pkg/__pycache__/x.cpython-311.pyc", "pkg/bin/tool.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+
+    names = [name for name, _, _ in package_lambdas.tree_entries(tmp_path)]
+
+    assert names == ["pkg/__init__.py", "pkg/bin/tool.json"]  # a package's own bin/ folder is kept
