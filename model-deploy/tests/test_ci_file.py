@@ -101,5 +101,5 @@ def test_staging_test_reports_reach_gitlab_even_on_failure(ci):
 def test_pip_cache_key_follows_the_lock_file_standalone_and_in_the_monorepo(ci):
     # cache:key:files takes no variables: it names requirements.txt from the deploy repo's root and from the monorepo's.
     files = ci["default"]["cache"]["key"]["files"]
-    assert files == ["requirements.txt", f"{REPO_DIR.name}/requirements.txt"]
+    assert files == ["requirements.txt", "model-deploy/requirements.txt"]
     assert (REPO_DIR / files[0]).is_file()
