@@ -31,9 +31,8 @@ def resolve_package(sagemaker, config: Settings) -> tuple[ModelPackage, str]:
     return package, "latest Approved version (no MODEL_PACKAGE_ARN given)"
 
 
-def stage_parameters(config: Settings, package: ModelPackage, stage: str) -> dict[str, str]:
+def stage_parameters(config: Settings, package: ModelPackage, stage_config: dict) -> dict[str, str]:
     """Template parameters: the stage's config file, then what only the project and the package know."""
-    stage_config = settings.load_stage_config(stage)
     parameters = {key: str(value) for key, value in stage_config["Parameters"].items()}
     parameters.update(
         SageMakerProjectName=config.project_name,
@@ -46,19 +45,17 @@ def stage_parameters(config: Settings, package: ModelPackage, stage: str) -> dic
     return parameters
 
 
-def stage_tags(stage: str) -> dict[str, str]:
-    return {key: str(value) for key, value in settings.load_stage_config(stage).get("Tags", {}).items()}
-
-
 def write_stage_files(config: Settings, package: ModelPackage, stage: str) -> list[Path]:
+    stage_config = settings.load_stage_config(stage)
+    parameters = stage_parameters(config, package, stage_config)
+    tags = {key: str(value) for key, value in stage_config.get("Tags", {}).items()}
     config.build_dir.mkdir(parents=True, exist_ok=True)
     params_path = config.build_dir / f"{stage}-params.json"
     tags_path = config.build_dir / f"{stage}-tags.json"
-    parameters = stage_parameters(config, package, stage)
     params_path.write_text(
         json.dumps([{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()], indent=2) + "\n"
     )
-    tags_path.write_text(json.dumps([{"Key": k, "Value": v} for k, v in stage_tags(stage).items()], indent=2) + "\n")
+    tags_path.write_text(json.dumps([{"Key": k, "Value": v} for k, v in tags.items()], indent=2) + "\n")
     return [params_path, tags_path]
 
 
