@@ -23,7 +23,6 @@ from deploy import endpoints, settings
 from deploy.errors import DeployError
 from deploy.settings import Settings
 
-SUCCEEDED = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 # States an update cannot start from, but from which nothing is served or worth keeping: delete, create again.
 RECREATE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "REVIEW_IN_PROGRESS"}
 REQUIRED_OUTPUTS = ("EndpointName", "EndpointConfigName", "ModelName")
