@@ -7,6 +7,7 @@ so the assertions read the registry, the stacks and the endpoints exactly as the
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,8 @@ def test_push_to_production_through_both_pipelines(tmp_path):
     )
     assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-4000:]
     for job in ("train", "build", "staging-deploy", "staging-test", "production-deploy"):
-        assert f"{job} " in demo.stdout and "success" in demo.stdout
+        # The demo's summary line of that job (ci_local.summary_lines): its name, then its own status.
+        assert re.search(rf"^\s+{re.escape(job)}\s+success\s", demo.stdout, re.MULTILINE), job
 
     with LocalStack(state_dir=state) as stack:
         client = {
