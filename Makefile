@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/model-build:$(CURDIR)/model-deploy
 .PHONY: help venv test lint unit lock demo bench clean stack-up stack-down stack-status checkov taskcat-lint package
 
 help: ## List the commands
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements-dev.lock
 	@echo "==> Python environment: $(VENV) from requirements-dev.lock (uv $(UV_VERSION))"
@@ -128,7 +128,7 @@ ci-local: venv gitlab-ci-local ## Run a CI pipeline locally on the local stack (
 ci-lint: venv ## check-jsonschema (GitLab's schema) on every CI file
 	@echo "==> check-jsonschema: $(CI_FILES)"
 	@$(VENV)/bin/check-jsonschema --builtin-schema vendor.gitlab-ci --data-transform gitlab-ci $(CI_FILES)
-# The merge request jobs of .gitlab-ci.yml that had no target yet.
+# The merge request jobs of .gitlab-ci.yml.
 cfn-lint: venv ## cfn-lint on every CloudFormation template
 	@echo "==> cfn-lint: cloudformation/*.yml model-deploy/endpoint-config-template.yml"
 	@$(VENV)/bin/cfn-lint cloudformation/*.yml model-deploy/endpoint-config-template.yml
