@@ -57,6 +57,14 @@ def expire_after_seconds(text: str | None) -> float:
     return ((((years * 365 + months * 30 + weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60) + seconds
 
 
+def _with_branches(steps: list[dict]):
+    """The steps, and the steps of every Condition's branches, depth first."""
+    for step in steps:
+        yield step
+        if step["Type"] == "Condition":
+            yield from _with_branches(step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", []))
+
+
 @dataclass
 class Settings:
     """Where an execution runs: the stack's state folder and clients on moto."""
@@ -99,9 +107,16 @@ class Runner:
             self._finish("Failed", f"local executor error: {type(error).__name__}: {error}")
 
     def _run_steps(self) -> None:
-        unsupported = self._unsupported_types(self.definition.get("Steps", []))
+        every_step = list(_with_branches(self.definition.get("Steps", [])))
+        unsupported = [f"{s['Name']} ({s['Type']})" for s in every_step if s["Type"] not in SUPPORTED_TYPES]
         if unsupported:
             self._finish("Failed", f"unsupported step type(s) for the local executor: {', '.join(unsupported)}")
+            return
+        names = {s["Name"] for s in every_step}
+        # SageMaker refuses these at CreatePipeline; unchecked, the step would wait forever and never run.
+        unknown = sorted(f"{s['Name']} -> {d}" for s in every_step for d in self._dependencies(s) - names)
+        if unknown:
+            self._finish("Failed", f"steps depend on steps the definition does not have: {', '.join(unknown)}")
             return
         pending = list(self.definition.get("Steps", []))
         extra_dependencies: dict[str, set[str]] = {}
@@ -128,16 +143,6 @@ class Runner:
                     extra_dependencies[step["Name"]] = {ready["Name"]}
                     pending.append(step)
         self._finish("Succeeded", "")
-
-    def _unsupported_types(self, steps: list[dict]) -> list[str]:
-        found = []
-        for step in steps:
-            if step["Type"] not in SUPPORTED_TYPES:
-                found.append(f"{step['Name']} ({step['Type']})")
-            if step["Type"] == "Condition":
-                found += self._unsupported_types(step["Arguments"].get("IfSteps", []))
-                found += self._unsupported_types(step["Arguments"].get("ElseSteps", []))
-        return found
 
     def _dependencies(self, step: dict) -> set[str]:
         arguments = {k: v for k, v in step["Arguments"].items() if k not in ("IfSteps", "ElseSteps")}

@@ -219,6 +219,11 @@ def test_unsupported_step_types_and_expressions_fail_at_once_naming_them(stack):
     assert execution["PipelineExecutionStatus"] == "Failed"
     assert "Score (Transform)" in execution["FailureReason"] and not steps
 
+    orphan = script_step("Orphan", f"s3://{BUCKET}/code/fine/script.py", depends_on=["Missing"])
+    execution, steps = wait(start_definition("unknown-dependency", {"Version": "2020-12-01", "Steps": [orphan]}))
+    assert execution["PipelineExecutionStatus"] == "Failed"
+    assert "Orphan -> Missing" in execution["FailureReason"] and not steps
+
     fail = {"Name": "Stop", "Type": "Fail", "Arguments": {"ErrorMessage": {"Std:Upper": "x"}}}
     execution, steps = wait(start_definition("unsupported-function", {"Version": "2020-12-01", "Steps": [fail]}))
     assert execution["PipelineExecutionStatus"] == "Failed"
