@@ -201,7 +201,11 @@ def outputs_of(stack: dict) -> dict:
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
     missing = [key for key in REQUIRED_OUTPUTS if key not in outputs]
     if missing:
-        raise DeployError(f"stack {stack['StackName']} has no output(s) {', '.join(missing)}: check the template")
+        # A failed or rolled-back stack has no outputs either: its status tells which case this is.
+        raise DeployError(
+            f"stack {stack['StackName']} ({stack['StackStatus']}) has no output(s) {', '.join(missing)}: "
+            "deploy the stage again if it failed, otherwise check the template's Outputs"
+        )
     return outputs
 
 
