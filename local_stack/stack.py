@@ -371,6 +371,9 @@ class LocalStack:
             os.killpg(pgid, signal.SIGKILL)
         except ProcessLookupError:
             return
+        deadline = time.monotonic() + 5
+        while group_members(pgid) and time.monotonic() < deadline:  # SIGKILL is delivered, not awaited
+            time.sleep(0.02)
         self.progress(f"killed {len(left)} process(es) left in the stack's process group {pgid}: {left}")
 
     def _reap(self) -> None:
