@@ -89,7 +89,7 @@ stack-status: ## Show the local stack
 
 clean: ## Stop the local stack; remove environments and local state (the demo's cache too)
 	-@test -x $(PY) && scripts/local-stack down
-	rm -rf $(VENV) .local .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov .venv-taskcat .venv-node node_modules .local .pytest_cache .ruff_cache
 
 # ---- GitLab CI, locally (owner: CI infrastructure; see scripts/ci_local.py) -------------------------------
 # gitlab-ci-local is pinned in package-lock.json: 4.74+ crashes on Node 20, and 4.73 needs Node 20 or newer.

@@ -106,3 +106,13 @@ def synthetic_sample(rows: int = 4177, seed: int = int(os.environ.get("SAMPLE_SE
         )
     ]
     return ("\n".join(lines) + "\n").encode()
+
+
+def upload(data: DemoData, s3, bucket: str) -> str:
+    """The data's S3 URI, uploading it first. Keys are content-addressed: new data never reuses a
+    cached preprocessing step (SageMaker's cache compares the input's URI, not its content)."""
+    if data.s3_uri:
+        return data.s3_uri
+    key = f"data/abalone/{data.sha256[:16]}/abalone.csv"
+    s3.put_object(Bucket=bucket, Key=key, Body=data.body)
+    return f"s3://{bucket}/{key}"

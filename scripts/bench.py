@@ -131,9 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.update(stack.env)
             env = {**stack.environ(), "PYTHONPATH": str(REPO_ROOT / "model-build")}
             data = abalone_data.resolve(os.environ.get("DATA"))
-            key = f"data/abalone/{data.sha256[:16]}/abalone.csv"
-            boto3.client("s3").put_object(Bucket=stack.env["ARTIFACT_BUCKET"], Key=key, Body=data.body)
-            data_uri = f"s3://{stack.env['ARTIFACT_BUCKET']}/{key}"
+            data_uri = abalone_data.upload(data, boto3.client("s3"), stack.env["ARTIFACT_BUCKET"])
             env["ARTIFACT_BUCKET"] = stack.env["ARTIFACT_BUCKET"]
             print(f"==> Build pipeline, cold then cached ({data.description[:60]})", flush=True)
             for label, target in (("cold", "< 20 s"), ("cached", "< 3 s")):

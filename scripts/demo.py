@@ -25,14 +25,13 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "scripts")]
 
 import abalone_data  # noqa: E402
 import boto3  # noqa: E402
-from ci_local import CiLocalError, JobResult, run_pipeline, summary_lines  # noqa: E402
+from ci_local import LOCAL_PROJECT_VARIABLES, CiLocalError, JobResult, run_pipeline, summary_lines  # noqa: E402
 
 from local_stack import LocalStack, LocalStackError, events  # noqa: E402
 from local_stack.gitlab_receiver import GitLabReceiver, TriggeredPipeline  # noqa: E402
 from local_stack.trigger_bridge import deliver_approval_event  # noqa: E402
 
-PROJECT = "abalone"
-ROLE_ARN = "arn:aws:iam::123456789012:role/local-sagemaker-execution"  # moto does not check roles
+PROJECT = LOCAL_PROJECT_VARIABLES["SAGEMAKER_PROJECT_NAME"]
 STATE_CHANGE = "SageMaker Model Package State Change"
 
 
@@ -116,15 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
     # The CI/CD variables the project stack's seed Lambda sets on both GitLab repos.
-    project = {
-        "AWS_REGION": stack.env["AWS_DEFAULT_REGION"],
-        "SAGEMAKER_PROJECT_NAME": PROJECT,
-        "SAGEMAKER_PROJECT_ID": "local",
-        "SAGEMAKER_PIPELINE_ROLE_ARN": ROLE_ARN,
-        "MODEL_EXECUTION_ROLE_ARN": ROLE_ARN,
-        "PIPELINE_POLL_SECONDS": "0.5",
-        "DEPLOY_POLL_SECONDS": "0.5",
-    }
+    project = {"AWS_REGION": stack.env["AWS_DEFAULT_REGION"], **LOCAL_PROJECT_VARIABLES}
     env = stack.environ()
     os.environ.update(stack.env)  # this process's own boto3 calls go to the stack too
     bucket, group = env["ARTIFACT_BUCKET"], env["MODEL_PACKAGE_GROUP_NAME"]
@@ -133,11 +124,7 @@ def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
     with report.stage(2, total, "Data") as stage:
         data = abalone_data.resolve(args.data)
         print(f"    {data.description}")
-        uri = data.s3_uri
-        if uri is None:  # content-addressed: new data never reuses a cached preprocessing step
-            key = f"data/abalone/{data.sha256[:16]}/abalone.csv"
-            s3.put_object(Bucket=bucket, Key=key, Body=data.body)
-            uri = f"s3://{bucket}/{key}"
+        uri = abalone_data.upload(data, s3, bucket)
         stage.outcome = ("SYNTHETIC sample at " if data.synthetic else "") + uri
         report.facts["Data"] = stage.outcome
 
