@@ -42,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
 
     top = Path(subprocess.check_output(["git", "rev-parse", "--show-toplevel"], cwd=REPO_DIR, text=True).strip())
     subfolder = REPO_DIR.relative_to(top)
-    current = definition_at(REPO_DIR)
+    try:
+        current = definition_at(REPO_DIR)
+    except RuntimeError as error:
+        print(f"error: this branch's pipeline does not build: {error}", file=sys.stderr)
+        return 1
     _fetch_if_missing(args.base, top)
     with tempfile.TemporaryDirectory() as scratch:
         worktree = Path(scratch) / "base"
@@ -57,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
             if not (base_folder / "pipelines" / "run_pipeline.py").exists():
                 print(f"No definition diff: {args.base} has no model-build pipeline yet.")
                 return 0
-            base = definition_at(base_folder)
+            try:
+                base = definition_at(base_folder)
+            except RuntimeError as error:  # the base's problem, not this branch's: report it, don't block
+                print(f"No definition diff: {args.base}'s pipeline does not build there. {error}")
+                return 0
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=top, check=False)
     diff = list(difflib.unified_diff(base.splitlines(), current.splitlines(), args.base, "this branch", lineterm=""))
