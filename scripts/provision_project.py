@@ -29,6 +29,7 @@ from pathlib import Path
 
 import boto3
 import botocore.exceptions
+import gitlab.exceptions
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "cloudformation" / "project.yml"
@@ -263,6 +264,15 @@ def main(argv: list[str] | None = None) -> int:
             delete(cloudformation, args.stack_name)
     except (ProvisionError, SeedError, package_lambdas.PackagingError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except botocore.exceptions.ClientError as error:
+        print(f"error: AWS refused the request: {error}", file=sys.stderr)
+        return 1
+    except botocore.exceptions.BotoCoreError as error:
+        print(f"error: {error} (check the AWS credentials and region: AWS_PROFILE, AWS_REGION)", file=sys.stderr)
+        return 1
+    except gitlab.exceptions.GitlabError as error:
+        print(f"error: GitLab refused the request: {error} (check the token and the group)", file=sys.stderr)
         return 1
     print(f"==> done in {time.monotonic() - started:.0f} s")
     return 0

@@ -162,3 +162,15 @@ def test_an_update_keeps_the_values_of_parameters_not_given():
 
         stub.assert_no_pending_responses()
     assert result["StackStatus"] == "UPDATE_COMPLETE"
+
+
+def test_aws_errors_end_in_a_message_not_a_traceback(monkeypatch, capsys):
+    # Nothing listens on port 9: the AWS call fails the way a wrong endpoint or region does.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    assert provision_project.main(["delete", "--stack-name", "sagemaker-abalone-project"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and "check the AWS credentials and region" in error
