@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def _handler_for(receiver: GitLabReceiver) -> type[BaseHTTPRequestHandler]:
                 body = _read_body(self)
             except ValueError as error:
                 return self._answer(400, {"message": f"unreadable body: {error}"})
-            status, payload = receiver.accept(match["project"].replace("%2F", "/"), body)
+            status, payload = receiver.accept(unquote(match["project"]), body)  # "group%2Fproject" paths
             return self._answer(status, payload)
 
         def do_GET(self) -> None:  # noqa: N802

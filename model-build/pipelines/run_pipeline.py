@@ -60,7 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--parameter", "-p", action="append", default=[], metavar="NAME=VALUE", help="pipeline parameter (repeat)"
     )
     run.add_argument("--no-wait", action="store_true", help="start the execution and return")
-    run.add_argument("--poll-seconds", type=float, default=float(env("PIPELINE_POLL_SECONDS", "10")))
+    # A string default goes through type=float too: a bad PIPELINE_POLL_SECONDS gets argparse's clear error.
+    run.add_argument("--poll-seconds", type=float, default=env("PIPELINE_POLL_SECONDS", "10"))
     return parser.parse_args(argv)
 
 
