@@ -221,6 +221,22 @@ class LocalStack:
             merged.pop(name, None)
         return merged | self.env
 
+    def client(self, service: str):
+        """A boto3 client on this stack: the endpoint resolved from its environment as botocore does
+        (AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL), its dummy keys and region, and no retries
+        (moto answers unimplemented calls with 500, which retrying only hides)."""
+        import boto3
+        from botocore.config import Config
+
+        env = self.env
+        endpoint = env.get(f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}", env["AWS_ENDPOINT_URL"])
+        session = boto3.session.Session(
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name=env["AWS_REGION"],
+        )
+        return session.client(service, endpoint_url=endpoint, config=Config(retries={"max_attempts": 1}))
+
     def __enter__(self) -> LocalStack:
         self.start()
         return self
@@ -290,19 +306,11 @@ class LocalStack:
         )
 
     def _bootstrap(self) -> None:
-        import boto3
-        from botocore.config import Config
         from botocore.exceptions import ClientError
 
         env = self.info["env"]
         region = env["AWS_REGION"]  # the running stack's: `up` may have found it running
-        session = boto3.session.Session(
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name=region,
-        )
-        config = Config(retries={"max_attempts": 1})
-        s3 = session.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], config=config)
+        s3 = self.client("s3")
         bucket = env["ARTIFACT_BUCKET"]
         try:
             create = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
@@ -326,7 +334,7 @@ class LocalStack:
             },
         )
         self.progress(f"artifact bucket s3://{bucket} (encrypted at rest, public access blocked)")
-        sagemaker = session.client("sagemaker", endpoint_url=env["AWS_ENDPOINT_URL_SAGEMAKER"], config=config)
+        sagemaker = self.client("sagemaker")
         group = env["MODEL_PACKAGE_GROUP_NAME"]
         try:
             sagemaker.describe_model_package_group(ModelPackageGroupName=group)

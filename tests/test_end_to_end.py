@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
 
 from local_stack import LocalStack, events
@@ -40,17 +39,7 @@ def test_push_to_production_through_both_pipelines(tmp_path):
         assert re.search(rf"^\s+{re.escape(job)}\s+success\s", demo.stdout, re.MULTILINE), job
 
     with LocalStack(state_dir=state) as stack:
-        client = {
-            service: boto3.client(
-                service,
-                endpoint_url=stack.env.get(f"AWS_ENDPOINT_URL_{service.upper()}", stack.env["AWS_ENDPOINT_URL"]),
-                region_name=stack.env["AWS_DEFAULT_REGION"],
-                aws_access_key_id=stack.env["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=stack.env["AWS_SECRET_ACCESS_KEY"],
-            )
-            for service in ("sagemaker", "cloudformation", "s3")
-        }
-        sagemaker = client["sagemaker"]
+        sagemaker = stack.client("sagemaker")
         # Registered, then approved: one version, with its evaluation and lineage.
         versions = sagemaker.list_model_packages(ModelPackageGroupName="abalone")["ModelPackageSummaryList"]
         assert len(versions) == 1
@@ -62,7 +51,7 @@ def test_push_to_production_through_both_pipelines(tmp_path):
 
         # Staging and production: each stack's endpoint serves exactly the approved version.
         for stage in ("staging", "prod"):
-            outputs = client["cloudformation"].describe_stacks(StackName=f"sagemaker-abalone-deploy-{stage}")
+            outputs = stack.client("cloudformation").describe_stacks(StackName=f"sagemaker-abalone-deploy-{stage}")
             outputs = {o["OutputKey"]: o["OutputValue"] for o in outputs["Stacks"][0]["Outputs"]}
             endpoint_name = next(
                 value for key, value in outputs.items() if key.startswith("Endpoint") and "Name" in key
