@@ -39,13 +39,7 @@ def test_s3_through_the_gateway_is_moto_s3(local_stack):
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
     )
-    direct = boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
+    direct = local_stack.client("s3")
     body = bytes(range(256)) * 64  # binary, 16 KiB
 
     via_gateway.put_object(Bucket="sagemaker-local-artifacts", Key="forwarded/blob.bin", Body=body)
