@@ -112,23 +112,20 @@ class Runner:
         if unsupported:
             self._finish("Failed", f"unsupported step type(s) for the local executor: {', '.join(unsupported)}")
             return
-        names = {s["Name"] for s in every_step}
+        # Each step's data and DependsOn dependencies, worked out once; a branch step also waits for its Condition.
+        dependencies = {step["Name"]: self._dependencies(step) for step in every_step}
         # SageMaker refuses these at CreatePipeline; unchecked, the step would wait forever and never run.
-        unknown = sorted(f"{s['Name']} -> {d}" for s in every_step for d in self._dependencies(s) - names)
+        unknown = sorted(f"{name} -> {d}" for name, needs in dependencies.items() for d in needs - dependencies.keys())
         if unknown:
             self._finish("Failed", f"steps depend on steps the definition does not have: {', '.join(unknown)}")
             return
         pending = list(self.definition.get("Steps", []))
-        extra_dependencies: dict[str, set[str]] = {}
         succeeded: set[str] = set()
         while pending:
             if self.stop_requested.is_set():
                 self._finish("Stopped", "stopped on request")
                 return
-            ready = next(
-                (s for s in pending if self._dependencies(s) | extra_dependencies.get(s["Name"], set()) <= succeeded),
-                None,
-            )
+            ready = next((s for s in pending if dependencies[s["Name"]] <= succeeded), None)
             if ready is None:
                 break  # what is left waits for steps that never ran (a branch not taken)
             pending.remove(ready)
@@ -140,7 +137,7 @@ class Runner:
             if ready["Type"] == "Condition":
                 branch = "IfSteps" if outcome.properties["Outcome"] == "True" else "ElseSteps"
                 for step in ready["Arguments"].get(branch, []):
-                    extra_dependencies[step["Name"]] = {ready["Name"]}
+                    dependencies[step["Name"]] = dependencies[step["Name"]] | {ready["Name"]}
                     pending.append(step)
         self._finish("Succeeded", "")
 
