@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from local_stack import LocalStack, events
+from local_aws import LocalStack
+from local_aws.events import bus as events
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from ci_local import artifacts_dir  # noqa: E402

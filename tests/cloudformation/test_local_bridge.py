@@ -10,9 +10,9 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from local_stack.gitlab_receiver import GitLabReceiver
-from local_stack.model_approval import state_change_event
-from local_stack.trigger_bridge import deliver_approval_event
+from local_aws.awslambda.invoke import deliver_approval_event
+from local_aws.sagemaker.registry import state_change_event
+from local_gitlab.receiver import GitLabReceiver
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import sys
 import zipfile
 
 import pytest
+from scripts.package_lambdas import PackagingError, lambda_archive, seed_archive
 
 from scripts import package_lambdas
-from scripts.package_lambdas import PackagingError, lambda_archive, seed_archive
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.test"]
 

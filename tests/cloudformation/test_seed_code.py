@@ -11,9 +11,9 @@ import boto3
 import pytest
 import requests
 from cfn_testkit import CFN_RESPONSE_URL, PERSONAL_TOKEN, REGION, LambdaContext, create_secret, custom_resource_event
+from scripts.package_lambdas import seed_archive
 
 from lambdas.seed_code import handler
-from scripts.package_lambdas import seed_archive
 
 NAMESPACE = "ml-team/abalone"
 BINARY = bytes(range(256)) * 3 + b"\x00\xff\xfe not utf-8 \x80\x81"

@@ -149,7 +149,7 @@ def test_trigger_function_gets_every_setting_its_code_reads(template):
 
 
 def test_the_local_bridge_gives_the_handler_the_templates_time_limit(template):
-    from local_stack import trigger_bridge
+    from local_aws.awslambda import invoke as trigger_bridge
 
     assert template["Resources"]["TriggerFunction"]["Properties"]["Timeout"] == trigger_bridge.TIMEOUT_SECONDS
 

@@ -1,0 +1,443 @@
+"""Start, stop and describe the local stack's server process (the Python API behind `scripts/local-stack`).
+
+    from local_aws import LocalStack
+
+    with LocalStack(state_dir=tmp_path) as stack:     # starts the server, creates bucket + group
+        env = stack.env                               # AWS_ENDPOINT_URL..., as `scripts/local-stack env`
+        subprocess.run([...], env=stack.environ())    # a child process that talks to the stack
+    # stopped by PID (SIGTERM, then SIGKILL), with every process of its group; a stack that was
+    # already running when the block began is left running
+
+State lives in the state folder (`.local/` at the repo root unless told otherwise):
+`stack.json` (what is running: PID, URLs, environment), `logs/server.log`, `events.jsonl`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from local_aws.core.api import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_REGION = "us-east-1"
+# Not the name a real project bucket gets (the project template names it after the project):
+# a local bucket name can never be mistaken for, or collide with, a real one.
+ARTIFACT_BUCKET = "sagemaker-local-artifacts"
+MODEL_PACKAGE_GROUP = "abalone"
+STATE_FILE = "stack.json"
+SERVER_MODULE = "local_aws.core.server"
+# The project's local GitLab runs in the stack's server, so an approval deploys through the template's rule
+# and trigger Lambda as on AWS (see local_gitlab.service).
+DEFAULT_PLUGINS = ("local_gitlab.service",)
+PROJECT_TEMPLATE = REPO_ROOT / "cloudformation" / "project.yml"
+PROJECT_STACK = f"sagemaker-{MODEL_PACKAGE_GROUP}"  # what the project stack would be called
+IDEMPOTENCY_TABLE = f"local-{MODEL_PACKAGE_GROUP}-approval-idempotency"
+# Variables that would mix real credentials into requests to the local stack.
+UNSET_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN")
+
+
+class LocalStackError(RuntimeError):
+    pass
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("LOCAL_STACK_STATE_DIR") or REPO_ROOT / ".local")
+
+
+def log_path(state_dir: Path) -> Path:
+    return Path(state_dir) / "logs" / "server.log"
+
+
+def read_state(state_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((Path(state_dir) / STATE_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+def write_state(state_dir: Path, info: dict[str, Any]) -> None:
+    path = Path(state_dir) / STATE_FILE
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    temporary.replace(path)  # atomic: readers never see half a file
+
+
+def remove_state(state_dir: Path, pid: int | None = None) -> None:
+    """Remove stack.json; with `pid`, only if it still describes that process."""
+    info = read_state(state_dir)
+    if info is not None and (pid is None or info.get("pid") == pid):
+        (Path(state_dir) / STATE_FILE).unlink(missing_ok=True)
+
+
+def stack_environment(info: Mapping[str, Any]) -> dict[str, str]:
+    """The environment a process needs to use the stack, the same variables it would use for AWS."""
+    return {
+        "AWS_ENDPOINT_URL": info["moto_url"],
+        "AWS_ENDPOINT_URL_SAGEMAKER": info["gateway_url"],
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": info["gateway_url"],
+        "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_ACCESS_KEY,
+        "AWS_DEFAULT_REGION": info["region"],
+        "AWS_REGION": info["region"],
+        "AWS_EC2_METADATA_DISABLED": "true",  # no 1-second probes of an instance metadata service
+        "ARTIFACT_BUCKET": ARTIFACT_BUCKET,
+        "MODEL_PACKAGE_GROUP_NAME": MODEL_PACKAGE_GROUP,
+        "LOCAL_STACK_STATE_DIR": info["state_dir"],
+    }
+
+
+def process_alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    if Path("/proc/self/stat").exists():  # Linux; elsewhere (macOS) signal 0 answers
+        try:
+            # The state letter follows the command name in parentheses; Z is a zombie: already dead.
+            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group `pgid`."""
+    if not Path("/proc/self/stat").exists():
+        try:
+            os.killpg(pgid, 0)  # no /proc: "some process of the group exists" is all we can know
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [pgid]
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if fields[0] != "Z" and int(fields[2]) == pgid:  # fields: state, ppid, pgrp, ...
+            members.append(int(stat.parent.name))
+    return members
+
+
+def process_command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        answer = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False)
+        return answer.stdout
+
+
+class LocalStack:
+    def __init__(
+        self,
+        state_dir: Path | str | None = None,
+        region: str | None = None,
+        plugins: tuple[str, ...] | list[str] = (),
+        progress: Callable[[str], None] | None = None,
+    ):
+        self.state_dir = Path(state_dir or default_state_dir()).resolve()
+        self.region = region  # None: a running stack's region, else DEFAULT_REGION
+        # .py plugin files are resolved here: the server runs from the repo root, not our directory.
+        plugins = (*DEFAULT_PLUGINS, *(plugin for plugin in plugins if plugin not in DEFAULT_PLUGINS))
+        self.plugins = tuple(str(Path(plugin).resolve()) if plugin.endswith(".py") else plugin for plugin in plugins)
+        self.progress = progress or (lambda _message: None)
+        self.info: dict[str, Any] | None = None
+        self.startup_seconds: float | None = None
+        self._process: subprocess.Popen | None = None
+
+    # --- the Python API -------------------------------------------------------------------------
+    def start(self, timeout: float = 60.0) -> dict[str, str]:
+        """Start the server (or find it running), create the bucket and group; return the environment."""
+        running = self.running()
+        if running is not None:
+            self._check_matches(running)
+            self.progress(f"local stack already running (PID {running['pid']}, state {self.state_dir})")
+            self.info = running
+        else:
+            self.info = self._launch(timeout)
+        try:
+            self._bootstrap()
+        except BaseException:
+            if self._started_here():
+                self.stop()  # a server we launched must not outlive a failed start
+            raise
+        return dict(self.info["env"])
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop the server by its PID, with its process group. True if something was running."""
+        info = read_state(self.state_dir)
+        pid = info["pid"] if info else (self._process.pid if self._process else None)
+        if pid is None or not self._alive(pid):
+            remove_state(self.state_dir)
+            self._reap()
+            if pid is not None:
+                self._kill_leftover_group(pid)  # a server that died (SIGKILL, crash) leaves its step scripts
+            self.progress("local stack is not running")
+            return False
+        if SERVER_MODULE not in process_command(pid):
+            raise LocalStackError(
+                f"PID {pid} in {self.state_dir / STATE_FILE} is not a local stack server (the PID was reused?): "
+                f"not stopping it. Delete {STATE_FILE} if the stack is gone."
+            )
+        self.progress(f"stopping local stack (PID {pid})")
+        self._signal(pid, signal.SIGTERM)
+        if not self._wait_for_exit(pid, timeout):
+            self.progress(f"PID {pid} still running after {timeout:.0f} s: killing it")
+            self._signal(pid, signal.SIGKILL)
+            self._wait_for_exit(pid, 5)
+        self._reap()
+        self._kill_leftover_group(pid)
+        remove_state(self.state_dir)
+        self.info = None
+        self.progress("local stack stopped")
+        return True
+
+    def running(self) -> dict[str, Any] | None:
+        """stack.json if its server is alive; a stale stack.json is removed."""
+        info = read_state(self.state_dir)
+        if info is None:
+            return None
+        if self._alive(info["pid"]) and SERVER_MODULE in process_command(info["pid"]):
+            return info
+        remove_state(self.state_dir, pid=info["pid"])
+        return None
+
+    @property
+    def env(self) -> dict[str, str]:
+        info = self.info or self.running()
+        if info is None:
+            raise LocalStackError(f"the local stack is not running (state {self.state_dir}): start it first")
+        return dict(info["env"])
+
+    def environ(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """`base` (default: os.environ) with the stack's environment applied, for child processes."""
+        merged = {key: value for key, value in (os.environ if base is None else base).items()}
+        for name in UNSET_VARIABLES:
+            merged.pop(name, None)
+        return merged | self.env
+
+    def client(self, service: str):
+        """A boto3 client on this stack: the endpoint resolved from its environment as botocore does
+        (AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL), its dummy keys and region, and no retries
+        (moto answers unimplemented calls with 500, which retrying only hides)."""
+        import boto3
+        from botocore.config import Config
+
+        env = self.env
+        endpoint = env.get(f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}", env["AWS_ENDPOINT_URL"])
+        session = boto3.session.Session(
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name=env["AWS_REGION"],
+        )
+        return session.client(service, endpoint_url=endpoint, config=Config(retries={"max_attempts": 1}))
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self._started_here():  # a stack that was already running is someone else's to stop
+            self.stop()
+
+    # --- internals ------------------------------------------------------------------------------
+    def _check_matches(self, running: dict[str, Any]) -> None:
+        """A running stack is reused only if it is the one asked for: never ignore a region or plugin silently."""
+        problems = []
+        if self.region is not None and self.region != running["region"]:
+            problems.append(f"it answers for region {running['region']}, not {self.region}")
+        missing = [plugin for plugin in self.plugins if plugin not in running["plugins"]]
+        if missing:
+            problems.append(f"it has not loaded the plugin(s) {', '.join(missing)}")
+        if problems:
+            raise LocalStackError(
+                f"the local stack in {self.state_dir} is already running (PID {running['pid']}), but "
+                f"{' and '.join(problems)}. Stop it first (scripts/local-stack down), or use another --state-dir."
+            )
+
+    def _launch(self, timeout: float) -> dict[str, Any]:
+        remove_state(self.state_dir)
+        log_file = log_path(self.state_dir)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        region = self.region or DEFAULT_REGION
+        command = [sys.executable, "-m", SERVER_MODULE, "--state-dir", str(self.state_dir), "--region", region]
+        for plugin in self.plugins:
+            command += ["--plugin", plugin]
+        child_env = dict(os.environ)
+        self.progress(f"starting local stack (state {self.state_dir}, log {log_file})")
+        started = time.monotonic()
+        with log_file.open("ab") as log_stream:
+            # Its own session: Ctrl-C in this terminal does not reach it, and `stop` ends its whole group.
+            self._process = subprocess.Popen(
+                command,
+                cwd=REPO_ROOT,
+                env=child_env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_stream,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            info = read_state(self.state_dir)
+            if info is not None and info.get("pid") == self._process.pid:
+                self.startup_seconds = time.monotonic() - started
+                self.progress(
+                    f"local stack ready in {self.startup_seconds:.2f} s (PID {info['pid']}): "
+                    f"gateway {info['gateway_url']}, moto {info['moto_url']}"
+                )
+                return info
+            if self._process.poll() is not None:
+                raise LocalStackError(
+                    f"the local stack server exited with code {self._process.returncode} during startup. "
+                    f"Last lines of {log_file}:\n{_tail(log_file)}"
+                )
+            time.sleep(0.02)
+        self._signal(self._process.pid, signal.SIGKILL)
+        self._reap()
+        raise LocalStackError(
+            f"the local stack was not ready after {timeout:.0f} s. Last lines of {log_file}:\n{_tail(log_file)}"
+        )
+
+    def _bootstrap(self) -> None:
+        from botocore.exceptions import ClientError
+
+        env = self.info["env"]
+        region = env["AWS_REGION"]  # the running stack's: `up` may have found it running
+        s3 = self.client("s3")
+        bucket = env["ARTIFACT_BUCKET"]
+        try:
+            create = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+            s3.create_bucket(Bucket=bucket, **create)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+                raise
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        s3.put_public_access_block(
+            Bucket=bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+        self.progress(f"artifact bucket s3://{bucket} (encrypted at rest, public access blocked)")
+        sagemaker = self.client("sagemaker")
+        group = env["MODEL_PACKAGE_GROUP_NAME"]
+        try:
+            sagemaker.describe_model_package_group(ModelPackageGroupName=group)
+            self.progress(f"model package group {group} (already there)")
+        except ClientError:
+            sagemaker.create_model_package_group(
+                ModelPackageGroupName=group, ModelPackageGroupDescription="Abalone models built on the local stack"
+            )
+            self.progress(f"model package group {group} (created)")
+        self._provision_event_routing()
+
+    def _provision_event_routing(self) -> None:
+        """The project template's EventBridge rules and their Lambda targets, read from the template itself."""
+        from local_aws.cloudformation import event_routing
+
+        gitlab = (self.info.get("services") or {}).get("gitlab")
+        if gitlab is None:
+            self.progress("no local GitLab in this stack: the project template's event rules are not provisioned")
+            return
+        self._ensure_idempotency_table()
+        rules = event_routing.provision(
+            PROJECT_TEMPLATE,
+            stack_name=PROJECT_STACK,
+            parameters={
+                "SageMakerProjectName": self.info["env"]["MODEL_PACKAGE_GROUP_NAME"],
+                "GitLabServerUrl": gitlab["url"],
+            },
+            resources={"TriggerSecret": gitlab["trigger_secret_arn"], "IdempotencyTable": IDEMPOTENCY_TABLE},
+            client=self.client,
+            account_id=self.info["account_id"],
+            region=self.info["region"],
+            code_root=REPO_ROOT / "cloudformation",
+            task_roots=self.state_dir / "lambda",
+        )
+        for rule in rules:
+            targets = ", ".join(arn.rsplit(":", 1)[-1] for arn in rule.targets)
+            self.progress(f"EventBridge rule {rule.name} (from {PROJECT_TEMPLATE.name}) -> {targets}")
+
+    def _ensure_idempotency_table(self) -> None:
+        """The template's IdempotencyTable: key `id`, as Powertools' idempotency layer expects."""
+        dynamodb = self.client("dynamodb")
+        with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
+            dynamodb.create_table(
+                TableName=IDEMPOTENCY_TABLE,
+                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+
+    def _started_here(self) -> bool:
+        return self._process is not None
+
+    def _alive(self, pid: int) -> bool:
+        if self._process is not None and self._process.pid == pid:
+            return self._process.poll() is None
+        return process_alive(pid)
+
+    def _wait_for_exit(self, pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._alive(pid):
+                return True
+            time.sleep(0.02)
+        return not self._alive(pid)
+
+    def _signal(self, pid: int, signum: int) -> None:
+        try:
+            if os.getpgid(pid) == pid:  # the server leads its own group (start_new_session)
+                os.killpg(pid, signum)
+            else:
+                os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def _kill_leftover_group(self, pgid: int) -> None:
+        """Children the server started (step scripts) must not outlive it."""
+        left = group_members(pgid)
+        if not left:
+            return  # the usual case
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + 5
+        while group_members(pgid) and time.monotonic() < deadline:  # SIGKILL is delivered, not awaited
+            time.sleep(0.02)
+        self.progress(f"killed {len(left)} process(es) left in the stack's process group {pgid}: {left}")
+
+    def _reap(self) -> None:
+        if self._process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=5)
+            self._process = None
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"

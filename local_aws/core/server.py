@@ -1,0 +1,167 @@
+"""The local stack's server process: a moto server and the gateway, on 127.0.0.1, free ports.
+
+    python -m local_aws.core.server --state-dir .local [--region us-east-1] [--plugin MODULE ...]
+
+Started in the background by `scripts/local-stack up` (or `local_stack.LocalStack`); stopped by
+SIGTERM to its PID. When both servers listen and every plugin is loaded, it writes
+`<state dir>/stack.json` (ports, PID, environment): that file appearing is the readiness signal.
+
+The emulated services (`SERVICES`) are imported at startup, then each `--plugin` (a module name or a .py
+file), for their `local_aws.core.api.register(...)` and `local_aws.events.bus.subscribe(...)` calls. A module
+that defines `start(context) -> dict` is started once moto and the gateway listen (its dict is published in
+stack.json under `services`, e.g. the local GitLab's URL), and its `stop()` runs at shutdown. A module that
+fails to import or start stops the startup with its error. The server sets LOCAL_STACK_STATE_DIR in its own
+environment for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import importlib.util
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import ModuleType
+
+STARTED = time.monotonic()
+
+from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402 - after the clock: startup time includes imports
+from moto.server import ThreadedMotoServer  # noqa: E402
+
+from local_aws.core import api, lifecycle, persistence  # noqa: E402
+from local_aws.core.gateway import Gateway  # noqa: E402
+from local_aws.events import bus as events  # noqa: E402
+
+log = logging.getLogger("local_aws.core.server")
+
+# One package per emulated AWS service, each behind that service's own API.
+SERVICES = ("local_aws.sagemaker", "local_aws.events")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local_aws.core.server", description=__doc__.splitlines()[0])
+    parser.add_argument("--state-dir", type=Path, default=lifecycle.default_state_dir())
+    parser.add_argument("--region", default=lifecycle.DEFAULT_REGION)
+    parser.add_argument("--plugin", action="append", default=[], help="module to import at startup (repeatable)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log: one line per request
+
+    # Not sigwait with the signals blocked: the mask would pass to every process the executor
+    # starts, and those could no longer be stopped with SIGTERM.
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda received, _frame: stop.set())
+
+    state_dir = args.state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    events.configure(state_dir)
+    account_id = os.environ.get("MOTO_ACCOUNT_ID", DEFAULT_ACCOUNT_ID)
+
+    os.environ["LOCAL_STACK_STATE_DIR"] = str(state_dir)  # for plugins and the processes they start
+
+    plugins = [*SERVICES, *args.plugin]
+    modules = []
+    for plugin in plugins:
+        modules.append(_load_plugin(plugin))
+        log.info("loaded %s", plugin)
+
+    persistence.record_into(state_dir)
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    moto_host, moto_port = moto.get_host_and_port()
+    persistence.restore(f"http://{moto_host}:{moto_port}", state_dir)
+    gateway = Gateway(f"http://{moto_host}:{moto_port}", args.region, account_id, state_dir)
+    threading.Thread(target=gateway.serve_forever, name="gateway", daemon=True).start()
+    environment = lifecycle.stack_environment(
+        {"moto_url": f"http://{moto_host}:{moto_port}", "gateway_url": gateway.url, "region": args.region}
+        | {"state_dir": str(state_dir)}
+    )
+    gateway.environment = environment
+    services: dict = {}
+    started = [module for module in modules if callable(getattr(module, "start", None))]
+    for module in started:
+        services |= module.start(gateway.context(args.region)) or {}
+
+    info = {
+        "pid": os.getpid(),
+        "started_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "startup_seconds": round(time.monotonic() - STARTED, 3),
+        "state_dir": str(state_dir),
+        "region": args.region,
+        "account_id": account_id,
+        "moto_url": f"http://{moto_host}:{moto_port}",
+        "gateway_url": gateway.url,
+        "log": str(lifecycle.log_path(state_dir)),
+        "plugins": plugins,
+        "local_operations": api.registered_operations(),
+        "services": services,
+    }
+    info["env"] = environment
+    lifecycle.write_state(state_dir, info)
+    log.info("ready in %.2f s: gateway %s, moto %s", info["startup_seconds"], gateway.url, info["moto_url"])
+    threading.Thread(target=_warm_up, args=(gateway,), name="warm-up", daemon=True).start()
+
+    while not stop.wait(0.1):  # a short wait: the handler only runs when the main thread wakes
+        pass
+    log.info("stopping")
+    # Each shutdown waits up to half a second for its serve loop: run them side by side.
+    stopping_moto = threading.Thread(target=moto.stop, name="stop-moto")
+    stopping_moto.start()
+    for module in reversed(started):
+        if callable(getattr(module, "stop", None)):
+            module.stop()
+    gateway.shutdown()
+    gateway.server_close()
+    stopping_moto.join()
+    events.close()
+    lifecycle.remove_state(state_dir, pid=os.getpid())
+    log.info("stopped")
+    return 0
+
+
+def _load_plugin(plugin: str) -> ModuleType:
+    """Import a module by name, or a .py file by path."""
+    if not plugin.endswith(".py"):
+        return importlib.import_module(plugin)
+    path = Path(plugin).resolve()
+    name = f"local_stack_plugin_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load plugin file {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _warm_up(gateway: Gateway, quiet_seconds: float = 1.0, longest_wait: float = 15.0) -> None:
+    """Import what the first InvokeEndpoint needs (xgboost takes ~2 s) while nobody waits for it.
+
+    It waits for a quiet second first: `up` creates the bucket and group right after readiness,
+    and a 2-second import holding the GIL would double that time.
+    """
+    deadline = time.monotonic() + longest_wait
+    while time.monotonic() < deadline and time.monotonic() - gateway.last_request_at < quiet_seconds:
+        time.sleep(0.1)
+    started = time.monotonic()
+    importlib.import_module("xgboost")
+    importlib.import_module("moto.sagemaker.models")
+    importlib.import_module("moto.s3.models")
+    log.info("runtime warm-up done in %.2f s", time.monotonic() - started)
+
+
+if __name__ == "__main__":
+    code = main()
+    # Everything is flushed and closed: skip the interpreter's teardown of xgboost, sklearn and
+    # moto (about 0.6 s), so `down` returns at once.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,13 @@
+"""EventBridge on the local stack: the bus the emulators emit on (`bus`), and the routing of each event
+through the rules moto holds to their targets (`rules`). `start` is called by the server once moto runs."""
+
+from __future__ import annotations
+
+from local_aws.core import api
+from local_aws.events import bus
+from local_aws.events.rules import Router
+
+
+def start(context: api.Context) -> dict:
+    bus.subscribe(Router(context).route)
+    return {}

@@ -1,0 +1,266 @@
+"""Run one pipeline execution: the steps of the stored definition in dependency order.
+
+Order comes from DependsOn and from data references (`Get Steps.X...`). A Condition step adds the
+steps of the branch it chose. When a step fails, no further step starts and the execution fails.
+Caching follows SageMaker: the key is the step's resolved cache attributes (outputs excluded), and a
+hit reuses the earlier run's properties, provided its outputs are still in S3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from local_aws.sagemaker.executor import expressions, s3files, step_types
+from local_aws.sagemaker.executor.store import ExecutionStore
+
+log = logging.getLogger("local_aws.sagemaker.executor")
+
+# The attributes SageMaker compares for a cache hit, by step type (its "default cache key attributes").
+CACHE_ATTRIBUTES = {
+    "Processing": ("AppSpecification", "Environment", "ProcessingInputs"),
+    "Training": (
+        "AlgorithmSpecification",
+        "CheckpointConfig",
+        "DebugHookConfig",
+        "DebugRuleConfigurations",
+        "Environment",
+        "HyperParameters",
+        "InputDataConfig",
+    ),
+}
+JOB_STEPS = {"Processing": step_types.run_processing, "Training": step_types.run_training}
+SUPPORTED_TYPES = {"Processing", "Training", "RegisterModel", "Condition", "Fail"}
+_DURATION = re.compile(
+    r"^P?(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$", re.IGNORECASE
+)
+
+
+def expire_after_seconds(text: str | None) -> float:
+    """ISO 8601 duration ("P30D", "PT1H", also the "30d" form the docs show) in seconds."""
+    if not text:
+        return float("inf")
+    match = _DURATION.match(text.strip())
+    if not match or not any(match.groups()):
+        raise step_types.StepFailure(f"ClientError: CacheConfig ExpireAfter {text!r} is not an ISO 8601 duration")
+    years, months, weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return ((((years * 365 + months * 30 + weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60) + seconds
+
+
+def _with_branches(steps: list[dict]):
+    """The steps, and the steps of every Condition's branches, depth first."""
+    for step in steps:
+        yield step
+        if step["Type"] == "Condition":
+            yield from _with_branches(step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", []))
+
+
+@dataclass
+class Settings:
+    """Where an execution runs: the stack's state folder and clients on moto."""
+
+    state_dir: Path
+    arn_prefix: str
+    s3: Any
+    sagemaker: Any
+    environment: dict[str, str]
+
+
+class Runner:
+    def __init__(self, execution: dict, definition: dict, settings: Settings, store: ExecutionStore):
+        self.execution = execution
+        self.definition = definition
+        self.settings = settings
+        self.store = store
+        self.stop_requested = threading.Event()
+        execution_id = execution["PipelineExecutionArn"].rsplit("/", 1)[1]
+        self.execution_id = execution_id
+        self.scope = expressions.Scope(
+            parameters={p["Name"]: p["Value"] for p in execution["ResolvedParameters"]},
+            execution={
+                "PipelineExecutionId": execution_id,
+                "PipelineExecutionArn": execution["PipelineExecutionArn"],
+                "PipelineName": execution["PipelineArn"].rsplit("/", 1)[1],
+                "PipelineArn": execution["PipelineArn"],
+                "StartDateTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(execution["CreationTime"])),
+                "CurrentDateTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            read_s3=lambda uri: s3files.read(settings.s3, uri),
+        )
+
+    # The execution as a whole.
+    def run(self) -> None:
+        try:
+            self._run_steps()
+        except Exception as error:  # noqa: BLE001 - an executor bug fails the execution, visibly
+            log.exception("execution %s failed in the executor", self.execution_id)
+            self._finish("Failed", f"local executor error: {type(error).__name__}: {error}")
+
+    def _run_steps(self) -> None:
+        every_step = list(_with_branches(self.definition.get("Steps", [])))
+        unsupported = [f"{s['Name']} ({s['Type']})" for s in every_step if s["Type"] not in SUPPORTED_TYPES]
+        if unsupported:
+            self._finish("Failed", f"unsupported step type(s) for the local executor: {', '.join(unsupported)}")
+            return
+        # Each step's data and DependsOn dependencies, worked out once; a branch step also waits for its Condition.
+        dependencies = {step["Name"]: self._dependencies(step) for step in every_step}
+        # SageMaker refuses these at CreatePipeline; unchecked, the step would wait forever and never run.
+        unknown = sorted(f"{name} -> {d}" for name, needs in dependencies.items() for d in needs - dependencies.keys())
+        if unknown:
+            self._finish("Failed", f"steps depend on steps the definition does not have: {', '.join(unknown)}")
+            return
+        pending = list(self.definition.get("Steps", []))
+        succeeded: set[str] = set()
+        while pending:
+            if self.stop_requested.is_set():
+                self._finish("Stopped", "stopped on request")
+                return
+            ready = next((s for s in pending if dependencies[s["Name"]] <= succeeded), None)
+            if ready is None:
+                break  # what is left waits for steps that never ran (a branch not taken)
+            pending.remove(ready)
+            outcome = self._run_step(ready)
+            if outcome is None:
+                self._finish("Failed", f"Step failure: step {ready['Name']} failed")
+                return
+            succeeded.add(ready["Name"])
+            if ready["Type"] == "Condition":
+                branch = "IfSteps" if outcome.properties["Outcome"] == "True" else "ElseSteps"
+                for step in ready["Arguments"].get(branch, []):
+                    dependencies[step["Name"]] = dependencies[step["Name"]] | {ready["Name"]}
+                    pending.append(step)
+        self._finish("Succeeded", "")
+
+    def _dependencies(self, step: dict) -> set[str]:
+        arguments = {k: v for k, v in step["Arguments"].items() if k not in ("IfSteps", "ElseSteps")}
+        return set(step.get("DependsOn", [])) | expressions.references(arguments)
+
+    # One step.
+    def _run_step(self, step: dict) -> step_types.Outcome | None:
+        name, kind = step["Name"], step["Type"]
+        record = {"StepName": name, "StepStatus": "Executing", "StartTime": time.time(), "AttemptCount": 1}
+        if step.get("DisplayName"):
+            record["StepDisplayName"] = step["DisplayName"]
+        self._save_step(record)
+        log.info("execution %s: step %s (%s) executing", self.execution_id, name, kind)
+        try:
+            if kind == "Condition":
+                arguments = {"Conditions": expressions.evaluate(step["Arguments"]["Conditions"], self.scope)}
+            else:
+                arguments = expressions.evaluate(step["Arguments"], self.scope)
+            outcome, cache_source = self._execute(step, arguments)
+        except Exception as failure:  # noqa: BLE001 - whatever stops a step fails it: none stays Executing
+            reason = self._failure_reason(name, failure)
+            record.update(StepStatus="Failed", EndTime=time.time(), FailureReason=reason[: step_types.MAX_REASON])
+            record["Metadata"] = getattr(failure, "metadata", {})
+            self._save_step(record)
+            log.info("execution %s: step %s failed: %s", self.execution_id, name, reason)
+            return None
+        self.scope.steps[name] = outcome.properties
+        self.scope.property_files[name] = self._property_files(step, outcome.properties)
+        record.update(StepStatus="Succeeded", EndTime=time.time(), Metadata=outcome.metadata)
+        if cache_source:
+            record["CacheHitResult"] = {"SourcePipelineExecutionArn": cache_source}
+        self._save_step(record)
+        log.info("execution %s: step %s succeeded%s", self.execution_id, name, " (cached)" if cache_source else "")
+        return outcome
+
+    def _failure_reason(self, step_name: str, failure: Exception) -> str:
+        if isinstance(failure, step_types.StepFailure):
+            return failure.reason
+        if isinstance(failure, (expressions.ExpressionError, ClientError, BotoCoreError)):
+            return f"ClientError: {failure}"  # e.g. an input in a bucket that does not exist, as SageMaker says
+        log.exception("execution %s: step %s failed in the executor", self.execution_id, step_name)
+        return f"local executor error: {type(failure).__name__}: {failure}"
+
+    def _execute(self, step: dict, arguments: dict) -> tuple[step_types.Outcome, str | None]:
+        kind = step["Type"]
+        if kind == "Condition":
+            outcome = all(step_types.evaluate_condition(c) for c in arguments["Conditions"])
+            text = "True" if outcome else "False"
+            return step_types.Outcome({"Outcome": text}, {"Condition": {"Outcome": text}}), None
+        if kind == "Fail":
+            message = str(arguments.get("ErrorMessage", ""))
+            raise step_types.StepFailure(message, {"Fail": {"ErrorMessage": message}})
+        if kind == "RegisterModel":
+            return step_types.run_register_model(arguments, self._job(step)), None
+
+        cache_key = self._cache_key(step, arguments)
+        if cache_key:
+            max_age = expire_after_seconds(step["CacheConfig"].get("ExpireAfter"))
+            entry = self.store.cached(cache_key, max_age)
+            if entry and self._outputs_exist(kind, entry["Properties"]):
+                return step_types.Outcome(entry["Properties"], entry["Metadata"]), entry["SourcePipelineExecutionArn"]
+        outcome = JOB_STEPS[kind](arguments, self._job(step))
+        if cache_key:
+            self.store.remember(
+                cache_key,
+                {
+                    "Properties": outcome.properties,
+                    "Metadata": outcome.metadata,
+                    "SourcePipelineExecutionArn": self.execution["PipelineExecutionArn"],
+                    "EndTime": time.time(),
+                },
+            )
+        return outcome, None
+
+    def _cache_key(self, step: dict, arguments: dict) -> str | None:
+        if not step.get("CacheConfig", {}).get("Enabled"):
+            return None
+        attributes = {name: arguments.get(name) for name in CACHE_ATTRIBUTES[step["Type"]]}
+        document = {"Pipeline": self.execution["PipelineArn"], "Step": step["Name"], "Attributes": attributes}
+        return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+    def _outputs_exist(self, kind: str, properties: dict) -> bool:
+        """A cache hit is only as good as its outputs: a restarted stack may have lost them."""
+        if kind == "Training":
+            uris = [properties["ModelArtifacts"]["S3ModelArtifacts"]]
+        else:
+            uris = [o["S3Output"]["S3Uri"] for o in properties.get("ProcessingOutputConfig", {}).get("Outputs", [])]
+        return all(s3files.exists(self.settings.s3, uri) for uri in uris)
+
+    def _property_files(self, step: dict, properties: dict) -> dict[str, str]:
+        files = {}
+        outputs = {o["OutputName"]: o for o in properties.get("ProcessingOutputConfig", {}).get("Outputs", [])}
+        for item in step.get("PropertyFiles", []):
+            output = outputs.get(item["OutputName"])
+            if output is not None:
+                files[item["PropertyFileName"]] = f"{output['S3Output']['S3Uri'].rstrip('/')}/{item['FilePath']}"
+        return files
+
+    def _job(self, step: dict) -> step_types.Job:
+        # SageMaker names pipeline jobs "pipelines-<execution id>-<step>-<random>", 63 characters at most.
+        name = f"pipelines-{self.execution_id}-{step['Name']}-{secrets.token_hex(5)}"[:63].lower()
+        folder = self.settings.state_dir / "jobs" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return step_types.Job(
+            name=name,
+            arn_prefix=self.settings.arn_prefix,
+            folder=folder,
+            s3=self.settings.s3,
+            sagemaker=self.settings.sagemaker,
+            environment=self.settings.environment,
+        )
+
+    # Status, as DescribePipelineExecution and ListPipelineExecutionSteps report it.
+    def _save_step(self, record: dict) -> None:
+        steps = [s for s in self.execution["Steps"] if s["StepName"] != record["StepName"]]
+        self.execution["Steps"] = steps + [dict(record)]
+        self.store.save(self.execution)
+
+    def _finish(self, status: str, reason: str) -> None:
+        self.execution["PipelineExecutionStatus"] = status
+        if reason:
+            self.execution["FailureReason"] = reason
+        self.store.save(self.execution)
+        log.info("execution %s: %s %s", self.execution_id, status, reason)

@@ -1,0 +1,40 @@
+"""InvokeEndpoint on the wire: the request's headers and body in, the runtime's HTTP answer out.
+
+The gateway routes `POST /endpoints/<name>/invocations` here; `models.SageMakerRuntime` traces the endpoint
+to its model and predicts. Errors are answered as AWS does: JSON with `x-amzn-ErrorType`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+
+from local_aws.sagemaker_runtime.models import InvokeError, SageMakerRuntime
+
+log = logging.getLogger(__name__)
+
+
+def invoke_endpoint(
+    runtime: SageMakerRuntime, endpoint_name: str, body: bytes, headers: Mapping[str, str], region: str
+) -> tuple[int, dict[str, str], bytes]:
+    request_id = str(uuid.uuid4())
+    try:
+        result = runtime.invoke(
+            endpoint_name,
+            body,
+            content_type=headers.get("Content-Type"),
+            accept=headers.get("Accept"),
+            region=region,
+            target_variant=headers.get("X-Amzn-SageMaker-Target-Variant"),
+        )
+    except InvokeError as error:
+        log.info("InvokeEndpoint %s: %s %s", endpoint_name, error.code, error.message)
+        answer = {"Content-Type": "application/json", "x-amzn-ErrorType": error.code, "x-amzn-RequestId": request_id}
+        return error.status, answer, error.body()
+    answer = {
+        "Content-Type": result.content_type,
+        "x-Amzn-Invoked-Production-Variant": result.variant,
+        "x-amzn-RequestId": request_id,
+    }
+    return 200, answer, result.body

@@ -1,0 +1,161 @@
+"""`make bench`: the project's speed figures, measured in one run on this machine.
+
+- building the pipeline definition (SDK import, build) ................ target < 3 s
+- the build pipeline on the local stack, cold and cached, per step ..... targets < 20 s, < 3 s
+- the local SageMaker runtime: p50/p99 latency and throughput, 1 and 100 rows per request
+                                                                        target p50 < 5 ms (1 row)
+- `make demo` from start to end ........................................ target < 60 s
+Figures are printed, not asserted: a slow run is information, not a failed build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+
+from local_aws import LocalStack
+from local_aws.sagemaker_runtime.bench import format_figures, measure
+from local_demo import abalone_data
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+ROLE = "arn:aws:iam::123456789012:role/bench"
+DEFINITION_PROBE = """
+import json, time
+t0 = time.perf_counter()
+from pipelines import sdk_env; sdk_env.configure()
+from pipelines.abalone.pipeline import get_pipeline
+t1 = time.perf_counter()
+definition = get_pipeline("us-east-1", "arn:aws:iam::111111111111:role/r", "bucket").definition()
+t2 = time.perf_counter()
+print(json.dumps({"import": t1 - t0, "build": t2 - t1}))
+"""
+
+
+def measure_definition() -> dict[str, float]:
+    env = dict(os.environ)
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", DEFINITION_PROBE], env=env, capture_output=True, text=True, check=True)
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    figures["process"] = time.perf_counter() - started
+    return figures
+
+
+def run_build(env: dict[str, str], data_uri: str, label: str) -> dict:
+    command = [sys.executable, "-m", "pipelines.run_pipeline", "run", "--role-arn", ROLE, "--poll-seconds", "0.2"]
+    command += ["-p", f"InputDataUrl={data_uri}"]
+    started = time.perf_counter()
+    finished = subprocess.run(command, env=env, cwd=REPO_ROOT / "model-build", capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if finished.returncode != 0:
+        raise SystemExit(f"the {label} build failed:\n{finished.stdout[-3000:]}\n{finished.stderr[-3000:]}")
+    sagemaker = boto3.client("sagemaker")
+    arn = sagemaker.list_pipeline_executions(PipelineName="abalone-build")["PipelineExecutionSummaries"][0]
+    execution = sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn["PipelineExecutionArn"])
+    steps = sagemaker.list_pipeline_execution_steps(
+        PipelineExecutionArn=arn["PipelineExecutionArn"], SortOrder="Ascending"
+    )
+    steps = steps["PipelineExecutionSteps"]
+    return {
+        "label": label,
+        "wall": wall,
+        "execution": (execution["LastModifiedTime"] - execution["CreationTime"]).total_seconds(),
+        "steps": [
+            (s["StepName"], (s["EndTime"] - s["StartTime"]).total_seconds(), "CacheHitResult" in s) for s in steps
+        ],
+        "package": next(s["Metadata"]["RegisterModel"]["Arn"] for s in steps if s["StepName"] == "RegisterModel"),
+    }
+
+
+def serve(package_arn: str) -> str:
+    """An endpoint for the package, created the way the deploy stack's resources are."""
+    sagemaker = boto3.client("sagemaker")
+    sagemaker.create_model(ModelName="bench", PrimaryContainer={"ModelPackageName": package_arn}, ExecutionRoleArn=ROLE)
+    variant = {"VariantName": "AllTraffic", "ModelName": "bench", "InstanceType": "ml.m5.large"}
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="bench", ProductionVariants=[{**variant, "InitialInstanceCount": 1}]
+    )
+    sagemaker.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
+    return "bench"
+
+
+def test_rows(package_arn: str) -> list[list[float]]:
+    package = boto3.client("sagemaker").describe_model_package(ModelPackageName=package_arn)
+    bucket, prefix = package["CustomerMetadataProperties"]["TestDataUrl"].removeprefix("s3://").split("/", 1)
+    body = boto3.client("s3").get_object(Bucket=bucket, Key=f"{prefix}/test.csv")["Body"].read()
+    rows = [[float(v) for v in line.split(",")] for line in io.StringIO(body.decode()).read().splitlines() if line]
+    return [row[1:] for row in rows]  # features only: the label comes first
+
+
+def measure_demo() -> float:
+    with tempfile.TemporaryDirectory() as state:
+        started = time.perf_counter()
+        finished = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "scripts" / "demo"), "--state-dir", state],
+            capture_output=True,
+            text=True,
+        )
+        took = time.perf_counter() - started
+    if finished.returncode != 0:
+        raise SystemExit(f"make demo failed:\n{finished.stdout[-3000:]}\n{finished.stderr[-3000:]}")
+    return took
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-demo", action="store_true", help="leave out the whole-demo timing")
+    args = parser.parse_args(argv)
+    results: list[tuple[str, str, str]] = []
+
+    print("==> Pipeline definition (a fresh process: SDK import + build)", flush=True)
+    definition = measure_definition()
+    results.append(("definition: SDK import", f"{definition['import']:.2f} s", ""))
+    results.append(("definition: build", f"{definition['build']:.2f} s", ""))
+    results.append(("definition: import + build", f"{definition['import'] + definition['build']:.2f} s", "< 3 s"))
+
+    with tempfile.TemporaryDirectory() as state:
+        print("==> Local stack", flush=True)
+        started = time.perf_counter()
+        with LocalStack(state_dir=Path(state)) as stack:
+            results.append(("local stack start", f"{time.perf_counter() - started:.2f} s", ""))
+            os.environ.update(stack.env)
+            env = stack.environ()
+            data = abalone_data.resolve(os.environ.get("DATA"))
+            data_uri = abalone_data.upload(data, boto3.client("s3"), stack.env["ARTIFACT_BUCKET"])
+            env["ARTIFACT_BUCKET"] = stack.env["ARTIFACT_BUCKET"]
+            print(f"==> Build pipeline, cold then cached ({data.description[:60]})", flush=True)
+            for label, target in (("cold", "< 20 s"), ("cached", "< 3 s")):
+                run = run_build(env, data_uri, label)
+                results.append((f"build pipeline {label}: execution", f"{run['execution']:.2f} s", target))
+                results.append(
+                    (f"build pipeline {label}: CLI wall (SDK import, upsert, follow)", f"{run['wall']:.2f} s", "")
+                )
+                for step, seconds, cached in run["steps"]:
+                    results.append((f"  {label} step {step}{' (cached)' if cached else ''}", f"{seconds:.2f} s", ""))
+            print("==> Local SageMaker runtime", flush=True)
+            figures = measure(serve(run["package"]), test_rows(run["package"]))
+            print(format_figures(figures))
+            results.append(("runtime p50, 1 row", f"{figures['single_row']['p50_ms']:.2f} ms", "< 5 ms"))
+            results.append(("runtime p99, 1 row", f"{figures['single_row']['p99_ms']:.2f} ms", ""))
+
+    if not args.skip_demo:
+        print("==> make demo, start to end", flush=True)
+        results.append(("make demo, whole loop", f"{measure_demo():.1f} s", "< 60 s"))
+
+    print("\n" + "=" * 78 + "\nBenchmark figures (this machine, one run)")
+    for name, value, target in results:
+        print(f"  {name:<62} {value:>10}  {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""`make demo`: the whole MLOps loop, offline, on the local stack.
+
+    push -> SageMaker pipeline -> registered model -> approval -> deploy pipeline
+         -> staging endpoint -> staging tests -> production
+
+Each stage runs what the real system runs, against the local stack: the model-build repo's
+.gitlab-ci.yml (through gitlab-ci-local, as a push to the default branch) and the approval command. From
+there the stack does what AWS and GitLab do: the registry's event matches the project template's EventBridge
+rule, whose target, the trigger Lambda's real handler, triggers the local GitLab's deploy pipeline
+(model-deploy's .gitlab-ci.yml with the trigger's variables). The demo follows that pipeline with
+python-gitlab and presses its manual production button. Stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+
+from local_aws import LocalStack, LocalStackError
+from local_aws.events.rules import read_deliveries
+from local_demo import abalone_data
+from local_gitlab import pipelines, project
+from local_gitlab.ci_runner import CiLocalError, JobResult, run_pipeline, summary_lines
+from local_gitlab.service import DEPLOY_PROJECT_ID
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PROJECT = project.PROJECT_NAME
+PROD_BUTTON = "production-deploy"
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+@dataclass
+class Report:
+    stages: list[tuple[str, float, str]] = field(default_factory=list)
+    facts: dict[str, str] = field(default_factory=dict)
+    jobs: list[JobResult] = field(default_factory=list)  # the GitLab jobs that ran, in order
+
+    def stage(self, number: int, total: int, name: str):
+        return _Stage(self, f"[{number}/{total}] {name}")
+
+
+class _Stage:
+    def __init__(self, report: Report, title: str):
+        self.report, self.title, self.outcome = report, title, ""
+
+    def __enter__(self):
+        print(f"\n==> {self.title}", flush=True)
+        self.started = time.monotonic()
+        return self
+
+    def __exit__(self, kind, error, _traceback):
+        seconds = time.monotonic() - self.started
+        self.report.stages.append((self.title, seconds, self.outcome if kind is None else f"FAILED: {error}"))
+        return False
+
+
+def run_command(command: list[str], env: dict[str, str], cwd: Path, what: str) -> None:
+    """Run a project command with its output shown live; a failure stops the demo with its name."""
+    print(f"    $ {' '.join(command)}", flush=True)
+    finished = subprocess.run(command, env=env, cwd=cwd)
+    if finished.returncode != 0:
+        raise DemoError(f"{what} failed (exit {finished.returncode}); its output is above")
+
+
+def gitlab_pipeline(folder: str, variables: dict[str, str], env: dict[str, str], state: Path, manual=()):
+    """A repo's real .gitlab-ci.yml, run by gitlab-ci-local on the shell executor; job output streams live."""
+    return run_pipeline(folder, variables, manual=manual, env=env, state=state / "gitlab-ci-local" / folder)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.environ.get("DATA"), help="CSV path, s3:// URI or 'uci'")
+    parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".local" / "demo")
+    args = parser.parse_args(argv)
+    report = Report()
+    total = 6
+    started = time.monotonic()
+    try:
+        with report.stage(1, total, "Local stack: moto + pipeline executor + SageMaker runtime") as stage:
+            stack = LocalStack(state_dir=args.state_dir)
+            stack.start()
+            stage.outcome = f"gateway {stack.env['AWS_ENDPOINT_URL_SAGEMAKER']}"
+        try:
+            return _loop(stack, args, report, total)
+        finally:
+            stack.stop()
+            print("\nLocal stack stopped.")
+    except (DemoError, abalone_data.DataError, CiLocalError, LocalStackError, pipelines.PipelineTimeout) as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        return 1
+    finally:
+        _print_summary(report, time.monotonic() - started)
+
+
+def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
+    # The CI/CD variables the project stack's seed Lambda sets on the build repo.
+    build_variables = project.build_variables(stack.env["AWS_REGION"])
+    env = stack.environ()
+    os.environ.update(stack.env)  # this process's own boto3 calls go to the stack too
+    bucket, group = env["ARTIFACT_BUCKET"], env["MODEL_PACKAGE_GROUP_NAME"]
+    sagemaker, s3 = boto3.client("sagemaker"), boto3.client("s3")
+
+    with report.stage(2, total, "Data") as stage:
+        data = abalone_data.resolve(args.data)
+        print(f"    {data.description}")
+        uri = abalone_data.upload(data, s3, bucket)
+        stage.outcome = ("SYNTHETIC sample at " if data.synthetic else "") + uri
+        report.facts["Data"] = stage.outcome
+
+    with report.stage(3, total, "git push -> model-build's .gitlab-ci.yml (gitlab-ci-local)") as stage:
+        variables = {**build_variables, "INPUT_DATA_URL": uri, "CI_PIPELINE_SOURCE": "push"}
+        report.jobs += gitlab_pipeline("model-build", variables, env, args.state_dir)
+        package = _latest_package(sagemaker, group)
+        metrics = _metrics(s3, package)
+        cached = _cached_steps(sagemaker)
+        stage.outcome = f"{package['ModelPackageArn'].split('/', 1)[1]}: RMSE {metrics['rmse']['value']:.3f}"
+        stage.outcome += f", {len(cached)} steps from the cache ({', '.join(cached)})" if cached else ", no cache hits"
+        report.facts["Registered"] = f"{package['ModelPackageArn']} ({package['ModelApprovalStatus']})"
+        report.facts["Metrics"] = ", ".join(f"{name} {value['value']:.3f}" for name, value in metrics.items())
+        print(f"    Registered {package['ModelPackageArn']}: {report.facts['Metrics']}")
+
+    with report.stage(4, total, "Approval in the model registry") as stage:
+        arn = package["ModelPackageArn"]
+        approve = [str(REPO_ROOT / "scripts" / "approve-model"), "approve", "--arn", arn, "--description", "make demo"]
+        run_command([sys.executable, *approve], env, REPO_ROOT, "the approval")
+        report.facts["Approved"] = arn
+        stage.outcome = f"{arn.rsplit('/', 2)[-2]} version {arn.rsplit('/', 1)[-1]} Approved"
+
+    gitlab_url = stack.info["services"]["gitlab"]["url"]
+    with report.stage(5, total, "EventBridge rule -> trigger Lambda -> local GitLab: model-deploy's pipeline") as stage:
+        pipeline = pipelines.wait_for_trigger(gitlab_url, DEPLOY_PROJECT_ID, {"MODEL_PACKAGE_ARN": arn})
+        delivery = _delivery_for(stack.state_dir, pipeline.id)
+        print(
+            f"    rule {delivery['rule']} -> {delivery['target'].rsplit(':', 1)[-1]}: {json.dumps(delivery['result'])}"
+        )
+        print(f"    GitLab: deploy pipeline #{pipeline.id} with MODEL_PACKAGE_ARN={arn}")
+        log = stack.state_dir / "gitlab" / "pipelines" / str(pipeline.id) / "output.log"
+        jobs = pipelines.wait_until_settled(gitlab_url, DEPLOY_PROJECT_ID, pipeline.id, log=log, output=sys.stdout)
+        _require(jobs, "manual", pipeline.id)
+        print(f"\n    GitLab: pressing {PROD_BUTTON} (the manual, blocking production button)")
+        jobs = pipelines.play(gitlab_url, DEPLOY_PROJECT_ID, pipeline.id, PROD_BUTTON, log=log, output=sys.stdout)
+        _require(jobs, "success", pipeline.id)
+        report.jobs += [JobResult(job["name"], job["status"], job.get("duration") or 0.0) for job in jobs]
+        stage.outcome = f"pipeline #{pipeline.id} with MODEL_PACKAGE_ARN={arn}: {len(jobs)} jobs succeeded"
+
+    with report.stage(6, total, "Endpoints") as stage:
+        deploy_env = {**env, **project.deploy_variables(stack.env["AWS_REGION"])}
+        run_command([sys.executable, "-m", "deploy", "summary"], deploy_env, REPO_ROOT / "model-deploy", "summary")
+        stage.outcome = "staging and prod serve the approved version"
+    return 0
+
+
+def _latest_package(sagemaker, group: str) -> dict:
+    summaries = sagemaker.list_model_packages(
+        ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending", MaxResults=1
+    )["ModelPackageSummaryList"]
+    if not summaries:
+        raise DemoError(f"the pipeline registered no model in {group}")
+    return sagemaker.describe_model_package(ModelPackageName=summaries[0]["ModelPackageArn"])
+
+
+def _cached_steps(sagemaker) -> list[str]:
+    latest = sagemaker.list_pipeline_executions(PipelineName=f"{PROJECT}-build")["PipelineExecutionSummaries"][0]
+    steps = sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=latest["PipelineExecutionArn"])
+    return [s["StepName"] for s in reversed(steps["PipelineExecutionSteps"]) if "CacheHitResult" in s]
+
+
+def _metrics(s3, package: dict) -> dict:
+    uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["regression_metrics"]
+
+
+def _delivery_for(state_dir: Path, pipeline_id: int, timeout: float = 10.0) -> dict:
+    """The rule's delivery to the trigger Lambda whose answer names this pipeline (recorded once it returned)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for delivery in reversed(read_deliveries(state_dir)):
+            if (delivery.get("result") or {}).get("pipeline_id") == pipeline_id:
+                return delivery
+        time.sleep(0.1)
+    raise DemoError(f"no EventBridge delivery names deploy pipeline #{pipeline_id} in {state_dir}")
+
+
+def _require(jobs: list[dict], status: str, pipeline_id: int) -> None:
+    """Every job but the manual button succeeded (status "manual": the button waits), or all did ("success")."""
+    failed = [job["name"] for job in jobs if job["status"] == "failed"]
+    if failed:
+        raise DemoError(f"deploy pipeline #{pipeline_id}: job {failed[0]} failed; its output is above")
+    if status == "manual" and not any(job["name"] == PROD_BUTTON and job["status"] == "manual" for job in jobs):
+        raise DemoError(f"deploy pipeline #{pipeline_id} did not stop at its {PROD_BUTTON} button: {jobs}")
+    if status == "success" and any(job["status"] != "success" for job in jobs):
+        raise DemoError(f"deploy pipeline #{pipeline_id} did not finish: {[(j['name'], j['status']) for j in jobs]}")
+
+
+def _print_summary(report: Report, seconds: float) -> None:
+    print("\n" + "=" * 78 + "\nSummary")
+    for title, took, outcome in report.stages:
+        print(f"  {title:<80} {took:6.1f}s\n      {outcome}")
+    if report.jobs:
+        print("  GitLab jobs (gitlab-ci-local):")
+        for line in summary_lines(report.jobs):
+            print(f"    {line}")
+    for name, value in report.facts.items():
+        print(f"  {name + ':':<12} {value}")
+    print(f"  {'Total:':<12} {seconds:.1f}s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

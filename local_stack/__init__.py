@@ -1,8 +1,0 @@
-"""The local stack: moto plus our own SageMaker emulators, so the whole MLOps loop runs offline.
-
-`LocalStack` starts and stops it (see `local_stack.stack`); `scripts/local-stack` is its CLI.
-"""
-
-from local_stack.stack import LocalStack, LocalStackError
-
-__all__ = ["LocalStack", "LocalStackError"]
