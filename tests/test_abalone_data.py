@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import abalone_data  # noqa: E402
+from local_demo import abalone_data
 
 
 @pytest.fixture

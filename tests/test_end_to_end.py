@@ -17,8 +17,7 @@ import pytest
 from local_aws import LocalStack
 from local_aws.events import bus as events
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from ci_local import artifacts_dir  # noqa: E402
+from local_gitlab.ci_runner import artifacts_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ABALONE_CSV = REPO_ROOT.parent / "shared" / "datasets" / "abalone.csv"
@@ -29,7 +28,7 @@ GCL = REPO_ROOT / "node_modules" / ".bin" / "gitlab-ci-local"
 def test_push_to_production_through_both_pipelines(tmp_path):
     state = tmp_path / "demo"
     demo = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "demo.py"), "--state-dir", str(state), "--data", str(ABALONE_CSV)],
+        [sys.executable, str(REPO_ROOT / "scripts" / "demo"), "--state-dir", str(state), "--data", str(ABALONE_CSV)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -65,7 +64,9 @@ def test_push_to_production_through_both_pipelines(tmp_path):
             assert container["ModelPackageName"] == package["ModelPackageArn"], stage
 
         # The staging-test job ran on real predictions of that version, and its artifact says so.
-        artifacts = artifacts_dir("model-deploy", "staging-test", state=state / "gitlab-ci-local" / "model-deploy")
+        # The approval's deploy pipeline ran in the local GitLab: its first pipeline, its job artifacts.
+        pipeline_state = state / "gitlab" / "pipelines" / "1" / "gitlab-ci-local"
+        artifacts = artifacts_dir("model-deploy", "staging-test", state=pipeline_state)
         results = json.loads((artifacts / "build" / "staging-test-results.json").read_text())
         assert results["passed"] and results["model_package_arn"] == package["ModelPackageArn"]
         assert results["figures"]["test_rows"] == 626

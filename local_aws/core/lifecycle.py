@@ -146,11 +146,14 @@ class LocalStack:
         region: str | None = None,
         plugins: tuple[str, ...] | list[str] = (),
         progress: Callable[[str], None] | None = None,
+        local_gitlab: bool = True,
     ):
         self.state_dir = Path(state_dir or default_state_dir()).resolve()
         self.region = region  # None: a running stack's region, else DEFAULT_REGION
         # .py plugin files are resolved here: the server runs from the repo root, not our directory.
-        plugins = (*DEFAULT_PLUGINS, *(plugin for plugin in plugins if plugin not in DEFAULT_PLUGINS))
+        # local_gitlab=False: a stack without the local GitLab (emulator tests), so approvals trigger nothing.
+        defaults = DEFAULT_PLUGINS if local_gitlab else ()
+        plugins = (*defaults, *(plugin for plugin in plugins if plugin not in defaults))
         self.plugins = tuple(str(Path(plugin).resolve()) if plugin.endswith(".py") else plugin for plugin in plugins)
         self.progress = progress or (lambda _message: None)
         self.info: dict[str, Any] | None = None
@@ -388,6 +391,9 @@ class LocalStack:
                 AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
                 KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
                 BillingMode="PAY_PER_REQUEST",
+            )
+            dynamodb.update_time_to_live(
+                TableName=IDEMPOTENCY_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
             )
 
     def _started_here(self) -> bool:

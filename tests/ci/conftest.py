@@ -16,10 +16,8 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
-if str(REPO_ROOT / "scripts") not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
-import ci_local  # noqa: E402
+from local_gitlab import ci_runner as ci_local
 
 CHILD_FILES = ("model-build/.gitlab-ci.yml", "model-deploy/.gitlab-ci.yml")
 CI_FILES = (".gitlab-ci.yml", *CHILD_FILES)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-import ci_local
+from local_gitlab import ci_runner as ci_local
 
 from .conftest import make_repo, needs_gitlab_ci_local, standalone_files
 

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 
-import ci_local
+from local_gitlab import ci_runner as ci_local
 import pytest
 
 from .conftest import REPO_ROOT, make_repo, needs_gitlab_ci_local

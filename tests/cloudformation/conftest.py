@@ -1,7 +1,7 @@
 """Fixtures for the project template's Lambdas: moto in-process for AWS, `responses` for GitLab.
 
-Both Lambdas import as `lambdas.<function>`, as in their zip, whose root is cloudformation/; this
-folder is on sys.path too, for the `fake_gitlab` helper module.
+Both Lambdas import as `lambdas.<function>`, as in their zip, whose root is cloudformation/ (installed
+into .venv by `make venv`); the helper modules of this folder import as its package's modules.
 """
 
 from __future__ import annotations
@@ -16,12 +16,8 @@ import responses
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-for path in (ROOT / "cloudformation", HERE):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
-from cfn_testkit import CFN_RESPONSE_URL, PERSONAL_TOKEN, REGION  # noqa: E402
-from fake_gitlab import FakeGitLab  # noqa: E402
+from .cfn_testkit import CFN_RESPONSE_URL, PERSONAL_TOKEN, REGION
+from .fake_gitlab import FakeGitLab
 
 
 @pytest.fixture

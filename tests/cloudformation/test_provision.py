@@ -1,4 +1,4 @@
-"""scripts/provision_project.py seed: the workstation path seeds exactly like the custom resource."""
+"""project_tools/provision_project.py seed: the workstation path seeds exactly like the custom resource."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import json
 
 import boto3
 import pytest
-from cfn_testkit import PERSONAL_TOKEN, REGION, create_secret
+from .cfn_testkit import PERSONAL_TOKEN, REGION, create_secret
 from cfnlint.decode import cfn_yaml
 
 from lambdas.seed_code import seeding
-from scripts import package_lambdas, provision_project
+from project_tools import package_lambdas, provision_project
 
 NAMESPACE = "ml-team/abalone"
 
@@ -94,7 +94,7 @@ def test_seed_properties_match_the_custom_resource():
 
 
 def test_bootstrap_creates_then_updates_the_token_secret_and_checks_the_token(gitlab_fake, monkeypatch, capsys):
-    from scripts import bootstrap_gitlab_token as bootstrap
+    from project_tools import bootstrap_gitlab_token as bootstrap
 
     secrets = boto3.client("secretsmanager", region_name=REGION)
     arn, first = bootstrap.store("sagemaker-gitlab-seed-token", "glpat-old-token-000000", None, secrets)

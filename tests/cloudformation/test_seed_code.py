@@ -10,8 +10,8 @@ import time
 import boto3
 import pytest
 import requests
-from cfn_testkit import CFN_RESPONSE_URL, PERSONAL_TOKEN, REGION, LambdaContext, create_secret, custom_resource_event
-from scripts.package_lambdas import seed_archive
+from .cfn_testkit import CFN_RESPONSE_URL, PERSONAL_TOKEN, REGION, LambdaContext, create_secret, custom_resource_event
+from project_tools.package_lambdas import seed_archive
 
 from lambdas.seed_code import handler
 

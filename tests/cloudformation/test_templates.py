@@ -148,12 +148,6 @@ def test_trigger_function_gets_every_setting_its_code_reads(template):
     assert table["TimeToLiveSpecification"]["AttributeName"] == "expiration"  # and its expiry attribute
 
 
-def test_the_local_bridge_gives_the_handler_the_templates_time_limit(template):
-    from local_aws.awslambda import invoke as trigger_bridge
-
-    assert template["Resources"]["TriggerFunction"]["Properties"]["Timeout"] == trigger_bridge.TIMEOUT_SECONDS
-
-
 def test_seed_resource_sends_every_property_the_seed_code_needs(template):
     properties = set(template["Resources"]["SeedRepositoriesResource"]["Properties"])
     handler_reads = {"GitLabTokenSecretId", "SeedBucket", "ModelBuildSeedKey", "ModelDeploySeedKey", "TriggerSecretArn"}

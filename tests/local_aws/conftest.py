@@ -40,7 +40,11 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/local-stack-tests"
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory):
-    stack = LocalStack(state_dir=tmp_path_factory.mktemp("stack"), plugins=[str(HERE / "stack_plugin.py")])
+    # Without the local GitLab: an approval here must not start a deploy pipeline (tests/test_event_routing.py
+    # tests that route).
+    stack = LocalStack(
+        state_dir=tmp_path_factory.mktemp("stack"), plugins=[str(HERE / "stack_plugin.py")], local_gitlab=False
+    )
     stack.start()
     yield stack
     stack.stop()

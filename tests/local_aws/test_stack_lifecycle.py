@@ -134,12 +134,12 @@ def test_a_running_stack_is_reused_only_if_it_is_the_one_asked_for(local_stack, 
     other_plugin.write_text("")
 
     with pytest.raises(LocalStackError, match=r"answers for region us-east-1, not eu-west-1\. Stop it first"):
-        LocalStack(state_dir=local_stack.state_dir, region="eu-west-1").start()
+        LocalStack(state_dir=local_stack.state_dir, region="eu-west-1", local_gitlab=False).start()
     with pytest.raises(LocalStackError, match=f"has not loaded the plugin\\(s\\) {other_plugin}"):
-        LocalStack(state_dir=local_stack.state_dir, plugins=[str(other_plugin)]).start()
+        LocalStack(state_dir=local_stack.state_dir, plugins=[str(other_plugin)], local_gitlab=False).start()
 
     said = []
-    with LocalStack(state_dir=local_stack.state_dir, progress=said.append) as reused:
+    with LocalStack(state_dir=local_stack.state_dir, progress=said.append, local_gitlab=False) as reused:
         assert reused.env == running["env"]
     assert f"local stack already running (PID {running['pid']}, state {local_stack.state_dir})" in said
     assert process_alive(running["pid"])  # the block did not start it, so it did not stop it
