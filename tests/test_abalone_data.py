@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import sys
-from pathlib import Path
 
 import pytest
 

@@ -16,7 +16,6 @@ import pytest
 
 from local_aws import LocalStack
 from local_aws.events import bus as events
-
 from local_gitlab.ci_runner import artifacts_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

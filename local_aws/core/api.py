@@ -71,7 +71,8 @@ _handlers_lock = threading.Lock()
 
 
 def register(operation: str, handler: Handler, *, replace: bool = False) -> None:
-    """Answer SageMaker `operation` (e.g. "StartPipelineExecution") with `handler`.
+    """Answer `operation` with `handler`: a SageMaker operation by its name ("StartPipelineExecution"),
+    another service's by its full X-Amz-Target ("AWSEvents.TestEventPattern").
 
     Registering an operation twice is an error unless `replace=True`: two modules silently
     fighting over one operation would be a bug that is hard to see.

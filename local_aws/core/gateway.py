@@ -3,7 +3,8 @@
 Routing, first match wins:
 - `GET /__local_stack/health`: readiness probe (JSON: status, ports, local operations);
 - `POST /endpoints/<name>/invocations`: the SageMaker runtime (`local_aws.sagemaker_runtime.responses`);
-- `X-Amz-Target: SageMaker.<Operation>` with a local handler (`local_aws.core.api`): answered here;
+- `X-Amz-Target: SageMaker.<Operation>` (or another service's target, e.g. `AWSEvents.TestEventPattern`)
+  with a local handler (`local_aws.core.api`): answered here;
 - anything else: forwarded to moto unchanged (method, path, headers, body; moto's status,
   headers and body back).
 """
@@ -88,10 +89,10 @@ class GatewayHandler(BaseHTTPRequestHandler):
             if invocation and self.command == "POST":
                 return self._invoke(unquote(invocation["name"]), body)
             target = self.headers.get("X-Amz-Target", "")
-            if target.startswith("SageMaker."):
-                handler = api.handler_for(target.removeprefix("SageMaker."))
-                if handler is not None:
-                    return self._local_operation(target.removeprefix("SageMaker."), handler, body)
+            operation = target.removeprefix("SageMaker.") if target.startswith("SageMaker.") else target
+            handler = api.handler_for(operation) if operation else None
+            if handler is not None:
+                return self._local_operation(operation, handler, body)
             self._forward(body)
         except (BrokenPipeError, ConnectionResetError):
             log.info("client closed the connection during %s %s", self.command, self.path)

@@ -41,6 +41,8 @@ DEFAULT_PLUGINS = ("local_gitlab.service",)
 PROJECT_TEMPLATE = REPO_ROOT / "cloudformation" / "project.yml"
 PROJECT_STACK = f"sagemaker-{MODEL_PACKAGE_GROUP}"  # what the project stack would be called
 IDEMPOTENCY_TABLE = f"local-{MODEL_PACKAGE_GROUP}-approval-idempotency"
+# botocore names a service's endpoint variable after its service id, which differs from the client name here.
+SERVICE_IDS = {"events": "eventbridge"}
 # Variables that would mix real credentials into requests to the local stack.
 UNSET_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN")
 
@@ -84,6 +86,8 @@ def stack_environment(info: Mapping[str, Any]) -> dict[str, str]:
         "AWS_ENDPOINT_URL": info["moto_url"],
         "AWS_ENDPOINT_URL_SAGEMAKER": info["gateway_url"],
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": info["gateway_url"],
+        # EventBridge too: the gateway answers TestEventPattern (moto does not), and forwards the rest to moto.
+        "AWS_ENDPOINT_URL_EVENTBRIDGE": info["gateway_url"],
         "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_ACCESS_KEY,
         "AWS_DEFAULT_REGION": info["region"],
@@ -239,7 +243,8 @@ class LocalStack:
         from botocore.config import Config
 
         env = self.env
-        endpoint = env.get(f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}", env["AWS_ENDPOINT_URL"])
+        service_id = SERVICE_IDS.get(service, service).upper().replace("-", "_")  # botocore's variable names
+        endpoint = env.get(f"AWS_ENDPOINT_URL_{service_id}", env["AWS_ENDPOINT_URL"])
         session = boto3.session.Session(
             aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],

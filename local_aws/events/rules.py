@@ -6,7 +6,8 @@ delivered to their targets.
 
 The rules live in moto's EventBridge, as on AWS: the project template's rules are put there by the stack's
 bootstrap (`local_aws.cloudformation.event_routing`), and any stack or client that calls PutRule adds its own.
-Matching is EventBridge's own, moto's `TestEventPattern`, never a matcher of ours. Targets:
+Matching is EventBridge's own as moto implements it (the matcher behind moto's PutEvents and our
+TestEventPattern, `local_aws.events.responses`), never a matcher of ours. Targets:
 - a Lambda function: its real handler runs (`local_aws.awslambda.invoke`);
 - an SQS queue: SendMessage; an SNS topic: Publish (both moto's).
 Any other target type is recorded as not delivered, naming it. Each delivery, matched or failed, is one line of
@@ -25,6 +26,7 @@ from typing import Any
 
 from local_aws.awslambda.invoke import invoke
 from local_aws.core import api
+from local_aws.events.responses import matches
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +42,10 @@ class Router:
 
     def route(self, event: dict[str, Any]) -> None:
         events = self.context.client("events")
-        document = json.dumps(event, default=str)
         for rule in _rules(events):
             if rule.get("State") != "ENABLED" or not rule.get("EventPattern"):
                 continue
-            if not events.test_event_pattern(EventPattern=rule["EventPattern"], Event=document)["Result"]:
+            if not matches(rule["EventPattern"], event):
                 continue
             for target in events.list_targets_by_rule(Rule=rule["Name"], EventBusName=DEFAULT_BUS)["Targets"]:
                 self._deliver(rule["Name"], target, event)

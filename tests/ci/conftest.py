@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from local_gitlab import ci_runner as ci_local
+
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
-
-from local_gitlab import ci_runner as ci_local
 
 CHILD_FILES = ("model-build/.gitlab-ci.yml", "model-deploy/.gitlab-ci.yml")
 CI_FILES = (".gitlab-ci.yml", *CHILD_FILES)

@@ -12,8 +12,9 @@ import os
 import subprocess
 import sys
 
-from local_gitlab import ci_runner as ci_local
 import pytest
+
+from local_gitlab import ci_runner as ci_local
 
 from .conftest import REPO_ROOT, make_repo, needs_gitlab_ci_local
 

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import pytest
 import responses
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 from .cfn_testkit import CFN_RESPONSE_URL, PERSONAL_TOKEN, REGION
 from .fake_gitlab import FakeGitLab
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ import json
 import boto3
 import pytest
 import requests
-from .cfn_testkit import REGION, LambdaContext, approval_event, create_idempotency_table, create_secret
 
 from lambdas.model_trigger import handler
+
+from .cfn_testkit import REGION, LambdaContext, approval_event, create_idempotency_table, create_secret
 
 
 @pytest.fixture

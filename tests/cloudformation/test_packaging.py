@@ -1,4 +1,4 @@
-"""project_tools/package_lambdas.py (scripts/package-lambdas): reproducible archives, nothing dropped, Lambda zips that import on their own."""
+"""project_tools/package_lambdas.py: reproducible archives, nothing dropped, Lambda zips that import on their own."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import sys
 import zipfile
 
 import pytest
-from project_tools.package_lambdas import PackagingError, lambda_archive, seed_archive
 
 from project_tools import package_lambdas
+from project_tools.package_lambdas import PackagingError, lambda_archive, seed_archive
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.test"]
 

@@ -6,11 +6,12 @@ import json
 
 import boto3
 import pytest
-from .cfn_testkit import PERSONAL_TOKEN, REGION, create_secret
 from cfnlint.decode import cfn_yaml
 
 from lambdas.seed_code import seeding
 from project_tools import package_lambdas, provision_project
+
+from .cfn_testkit import PERSONAL_TOKEN, REGION, create_secret
 
 NAMESPACE = "ml-team/abalone"
 

@@ -10,10 +10,11 @@ import time
 import boto3
 import pytest
 import requests
-from .cfn_testkit import CFN_RESPONSE_URL, PERSONAL_TOKEN, REGION, LambdaContext, create_secret, custom_resource_event
-from project_tools.package_lambdas import seed_archive
 
 from lambdas.seed_code import handler
+from project_tools.package_lambdas import seed_archive
+
+from .cfn_testkit import CFN_RESPONSE_URL, PERSONAL_TOKEN, REGION, LambdaContext, create_secret, custom_resource_event
 
 NAMESPACE = "ml-team/abalone"
 BINARY = bytes(range(256)) * 3 + b"\x00\xff\xfe not utf-8 \x80\x81"
