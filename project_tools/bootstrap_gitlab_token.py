@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Store the GitLab token that seeds the projects in Secrets Manager (create or update), never printing it.
 
-    python scripts/bootstrap_gitlab_token.py --gitlab-url https://gitlab.example.com [--name NAME]
+    scripts/bootstrap-gitlab-token --gitlab-url https://gitlab.example.com [--name NAME]
 
 The token is read from the GITLAB_TOKEN environment variable or typed at a hidden prompt; it needs the
 `api` scope and the Maintainer role (or Owner) in the group the projects go to. With --gitlab-url the

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Package the template's assets, reproducibly: the same inputs give the same zip bytes.
 
-    python scripts/package_lambdas.py [--out build/assets] [--offline]
-    python scripts/package_lambdas.py --lock      # re-resolve each Lambda's requirements.txt
+    scripts/package-lambdas [--out build/assets] [--offline]
+    scripts/package-lambdas --lock      # re-resolve each Lambda's requirements.txt
 
 Writes to --out:
 - seed_code.zip, model_trigger.zip: the Lambda sources (package `lambdas`) plus their dependencies,

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Provision the SageMaker project stack from your own machine, and seed its GitLab projects.
 
-    python scripts/provision_project.py deploy --stack-name abalone --assets-bucket my-assets \\
+    scripts/provision-project deploy --stack-name abalone --assets-bucket my-assets \\
         --parameter SageMakerProjectName=abalone --parameter SageMakerProjectId=p-abalone \\
         --parameter GitLabServerUrl=https://gitlab.example.com --parameter GitLabNamespaceId=42 \\
         --parameter GitLabNamespacePath=ml-team/abalone
-    python scripts/provision_project.py seed --stack-name abalone     # SeedRepositories=from-workstation
-    python scripts/provision_project.py delete --stack-name abalone
+    scripts/provision-project seed --stack-name abalone     # SeedRepositories=from-workstation
+    scripts/provision-project delete --stack-name abalone
 
-deploy: packages the assets (scripts/package_lambdas.py), uploads them and the template to the assets
+deploy: packages the assets (scripts/package-lambdas), uploads them and the template to the assets
 bucket under content-addressed keys, creates or updates the stack and waits, printing its events.
 Parameters not given keep their values on an update. "No updates" is success; a stack left in
 ROLLBACK_COMPLETE by a failed first create is replaced.

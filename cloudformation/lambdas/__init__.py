@@ -1,1 +1,1 @@
-"""AWS Lambda sources of the project template: one subpackage per function (scripts/package_lambdas.py)."""
+"""AWS Lambda sources of the project template: one subpackage per function (scripts/package-lambdas)."""

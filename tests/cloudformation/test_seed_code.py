@@ -389,4 +389,4 @@ def test_an_unusable_token_secret_is_named_without_echoing_it(secret, problem):
 
     with pytest.raises(SeedError, match=problem) as raised:
         personal_token_from_secret(secret)
-    assert "bootstrap_gitlab_token.py" in str(raised.value) and "glpat" not in str(raised.value)
+    assert "bootstrap-gitlab-token" in str(raised.value) and "glpat" not in str(raised.value)

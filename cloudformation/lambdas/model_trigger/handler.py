@@ -100,7 +100,7 @@ class TriggerSecret:
         except (ValueError, KeyError, TypeError):
             raise ConfigurationError(
                 f"trigger secret {secret_arn} holds no trigger token yet: seed the projects (stack custom resource,"
-                " or `scripts/provision_project.py seed`)"
+                " or `scripts/provision-project seed`)"
             ) from None
 
 

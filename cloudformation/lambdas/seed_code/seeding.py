@@ -1,6 +1,6 @@
 """Seed two GitLab projects (model-build, model-deploy) for one SageMaker project, idempotently.
 
-Used by the custom resource (handler.py) and by `scripts/provision_project.py seed` on a workstation:
+Used by the custom resource (handler.py) and by `scripts/provision-project seed` on a workstation:
 the same `SeedRequest` in, the same GitLab state out, however often it runs.
 
 - Projects are found by their exact path in the namespace, and created only when missing.
@@ -58,7 +58,7 @@ class SeedFile:
 
 
 def read_seed_archive(data: bytes, name: str) -> list[SeedFile]:
-    """Every file of a seed zip (scripts/package_lambdas.py writes them), refusing anything unsafe."""
+    """Every file of a seed zip (scripts/package-lambdas writes them), refusing anything unsafe."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as error:
@@ -231,7 +231,7 @@ def connect(gitlab_url: str, token: str) -> gitlab.Gitlab:
 
 def personal_token_from_secret(secret_string: str) -> str:
     """The seeding token: the secret holds it as plain text or as JSON {"token": ...}."""
-    fix = "store a token with scripts/bootstrap_gitlab_token.py"
+    fix = "store a token with scripts/bootstrap-gitlab-token"
     value = secret_string.strip()
     if value.startswith("{"):
         try:
