@@ -47,7 +47,7 @@ CI_FILE = ".gitlab-ci.yml"
 INSTALL_HINT = "run `make gitlab-ci-local` (npm ci from package-lock.json, rsync from Debian)"
 
 # Set on the command line on purpose, so gitlab-ci-local need not warn that they override its own.
-PREDEFINED_OVERRIDES = ("CI_PIPELINE_SOURCE", "CI_COMMIT_BRANCH", "CI_DEFAULT_BRANCH")
+PREDEFINED_OVERRIDES = ("CI_PIPELINE_SOURCE", "CI_COMMIT_BRANCH", "CI_DEFAULT_BRANCH", "CI_PIPELINE_URL")
 # Never handed on: gitlab-ci-local reads GCL* variables as its own options, and a caller's PYTHONPATH
 # would import the work tree's code instead of the job's isolated copy.
 DROPPED_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
@@ -125,6 +125,9 @@ def run_pipeline(
     folder = resolve_folder(folder, ci_file)
     state = state or default_state_dir(folder, ci_file)
     ci_variables = pipeline_variables(variables or {}, folder)
+    # gitlab-ci-local's own CI_PIPELINE_URL is a made-up gitlab.com address that would land in the registered
+    # lineage: a local run is identified by where its job logs are, unless the caller (the local GitLab) names it.
+    ci_variables.setdefault("CI_PIPELINE_URL", (state / "output").as_uri())
     job_env = job_environment(os.environ if env is None else env)
     plan = list_jobs(folder, ci_variables, ci_file=ci_file, env=env, state=state)
     if plan is None:

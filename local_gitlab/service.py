@@ -37,6 +37,7 @@ def start(context: api.Context) -> dict:
         folder = pipelines / str(pipeline.id)
         folder.mkdir(parents=True, exist_ok=True)
         variables = project.deploy_variables(context.region) | pipeline.variables
+        variables["CI_PIPELINE_URL"] = _receiver.web_url(pipeline)  # the local GitLab's own address for it
         env = {**os.environ, **context.environment}
         with (folder / "output.log").open("a", encoding="utf-8") as output:
             try:

@@ -45,6 +45,8 @@ def test_push_to_production_through_both_pipelines(tmp_path):
         package = sagemaker.describe_model_package(ModelPackageName=versions[0]["ModelPackageArn"])
         assert package["ModelApprovalStatus"] == "Approved"
         assert package["CustomerMetadataProperties"]["TestDataUrl"].startswith("s3://")
+        # The lineage names the local pipeline's own logs, never gitlab-ci-local's made-up gitlab.com address.
+        assert package["CustomerMetadataProperties"]["GitLabPipelineUrl"].startswith(f"file://{state}")
         approvals = [e for e in events.read_events(state) if e["detail"]["ModelApprovalStatus"] == "Approved"]
         assert [e["detail"]["ModelPackageArn"] for e in approvals] == [package["ModelPackageArn"]]
 
