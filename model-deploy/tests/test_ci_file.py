@@ -113,5 +113,6 @@ def test_uv_cache_key_follows_the_lock_file_standalone_and_in_the_monorepo(ci):
     assert files == ["requirements.txt", "model-deploy/requirements.txt"]
     assert (REPO_DIR / files[0]).is_file()
     # The cached folder is uv's cache, which exists after every install (pip's never did under gitlab-ci-local).
-    assert ci["variables"]["UV_CACHE_DIR"] == "$CI_PROJECT_DIR/.cache/uv"
+    # Set before the job leaves the folder it starts in: that is where `cache:paths` are looked for.
+    assert ci["default"]["before_script"][0] == 'export UV_CACHE_DIR="$PWD/.cache/uv"'
     assert ci["default"]["cache"]["paths"] == [".cache/uv"]
