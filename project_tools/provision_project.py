@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Provision the SageMaker project stack from your own machine, and seed its GitLab projects.
 
     scripts/provision-project deploy --stack-name abalone --assets-bucket my-assets \\
@@ -9,9 +8,10 @@
     scripts/provision-project delete --stack-name abalone
 
 deploy: packages the assets (scripts/package-lambdas), uploads them and the template to the assets
-bucket under content-addressed keys, creates or updates the stack and waits, printing its events.
-Parameters not given keep their values on an update. "No updates" is success; a stack left in
-ROLLBACK_COMPLETE by a failed first create is replaced.
+bucket under content-addressed keys, creates or updates the stack and waits, printing its events, with
+model-deploy's deploy/stack.py (the one create/update/wait of the repo). Parameters not given keep their
+values on an update. "No updates" is success; a stack left in ROLLBACK_COMPLETE by a failed first create
+is replaced.
 seed: does what the stack's custom resource does (same code), with the stack's outputs, from this
 machine: for a GitLab that Lambda cannot reach. The token comes from GITLAB_TOKEN or the stack's
 GitLabTokenSecretName secret. delete: deletes the stack and waits (the bucket and key are retained).
@@ -31,6 +31,8 @@ import boto3
 import botocore.exceptions
 import gitlab.exceptions
 
+from deploy import stack as cloudformation_stack
+from deploy.errors import DeployError
 from lambdas.seed_code.seeding import (
     Seeder,
     SeedError,
@@ -50,8 +52,8 @@ ASSET_PARAMETERS = {
     "ModelBuildSeedKey": "model-build",
     "ModelDeploySeedKey": "model-deploy",
 }
-POLL_SECONDS = 5
-FAILED_STATES = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE", "DELETE_FAILED", "CREATE_FAILED")
+# The project stack creates a KMS key, roles, an OIDC provider, Lambdas: minutes, rarely an hour.
+WAITING = cloudformation_stack.Waiting(poll_seconds=5, timeout_seconds=3600)
 
 
 class ProvisionError(Exception):
@@ -80,97 +82,35 @@ def upload_assets(s3, bucket: str, out: Path, offline: bool) -> tuple[dict[str, 
 
 
 def deploy(cloudformation, stack_name: str, template_url: str, parameters: dict[str, str]) -> dict:
-    request = {
-        "StackName": stack_name,
-        "TemplateURL": template_url,
-        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())],
-        "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
-    }
-    stack = describe(cloudformation, stack_name)
-    if stack and stack["StackStatus"] == "ROLLBACK_COMPLETE":
-        print(f"==> {stack_name} is ROLLBACK_COMPLETE (a failed first create): deleting it first")
-        delete(cloudformation, stack_name)
-        stack = None
-    started = time.time()
-    if stack is None:
-        print(f"==> creating stack {stack_name}")
-        stack_id = cloudformation.create_stack(**request, Tags=_tags(parameters))["StackId"]
-    else:
-        print(f"==> updating stack {stack_name}")
-        # As `aws cloudformation deploy` does: a parameter not given keeps its value instead of
-        # reverting to its default (or failing, for one without a default).
-        declared = cloudformation.get_template_summary(TemplateURL=template_url)["Parameters"]
-        kept = {p["ParameterKey"] for p in stack.get("Parameters", [])} & {p["ParameterKey"] for p in declared}
-        request["Parameters"] += [{"ParameterKey": k, "UsePreviousValue": True} for k in sorted(kept - set(parameters))]
-        try:
-            stack_id = cloudformation.update_stack(**request)["StackId"]
-        except botocore.exceptions.ClientError as error:
-            if "No updates are to be performed" in str(error):
-                print("    no changes: the stack is up to date")
-                return stack
-            raise
-    return wait(cloudformation, stack_id, started)
+    """Create or update the project stack and wait; returns its final description."""
+    print(f"==> deploying stack {stack_name}")
+    outcome = cloudformation_stack.deploy_stack(
+        cloudformation,
+        stack_name,
+        template_url=template_url,
+        parameters=dict(sorted(parameters.items())),
+        tags=_tags(parameters),
+        capabilities=("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"),
+        # As `aws cloudformation deploy` does: a parameter not given keeps its value on an update.
+        keep_previous_values=True,
+        waiting=WAITING,
+    )
+    print(f"    stack {outcome.action}")
+    return outcome.stack
 
 
-def _tags(parameters: dict[str, str]) -> list[dict[str, str]]:
-    tags = {"sagemaker:project-name": parameters.get("SageMakerProjectName", "")}
-    tags["sagemaker:project-id"] = parameters.get("SageMakerProjectId", "")
-    return [{"Key": k, "Value": v} for k, v in tags.items() if v]
-
-
-def describe(cloudformation, stack_name: str) -> dict | None:
-    try:
-        return cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-    except botocore.exceptions.ClientError as error:
-        if "does not exist" in str(error):
-            return None
-        raise
-
-
-def wait(cloudformation, stack_id: str, since: float) -> dict:
-    """Print stack events as they come until the stack settles; raise naming the failure."""
-    seen: set[str] = set()
-    while True:
-        events = cloudformation.describe_stack_events(StackName=stack_id)["StackEvents"]
-        for event in reversed(events):
-            if event["EventId"] in seen or event["Timestamp"].timestamp() < since - 1:
-                continue
-            seen.add(event["EventId"])
-            reason = f"  {event['ResourceStatusReason']}" if event.get("ResourceStatusReason") else ""
-            print(
-                f"  {event['Timestamp']:%H:%M:%S}  {event['LogicalResourceId']:<32} {event['ResourceStatus']}{reason}"
-            )
-        stack = cloudformation.describe_stacks(StackName=stack_id)["Stacks"][0]
-        status = stack["StackStatus"]
-        if not status.endswith("_IN_PROGRESS"):
-            if status in FAILED_STATES or "FAILED" in status:
-                failures = [
-                    f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}"
-                    for e in events
-                    if e["ResourceStatus"].endswith("FAILED") and e["EventId"] in seen
-                ]
-                raise ProvisionError(
-                    f"stack {stack['StackName']} is {status}: " + ("; ".join(failures) or "see events")
-                )
-            return stack
-        time.sleep(POLL_SECONDS)
+def _tags(parameters: dict[str, str]) -> dict[str, str]:
+    # Both or none: on an update without them the stack keeps its tags (a partial set would drop one).
+    name, project_id = parameters.get("SageMakerProjectName"), parameters.get("SageMakerProjectId")
+    return {"sagemaker:project-name": name, "sagemaker:project-id": project_id} if name and project_id else {}
 
 
 def delete(cloudformation, stack_name: str) -> None:
-    stack = describe(cloudformation, stack_name)
+    stack = cloudformation_stack.describe_stack(cloudformation, stack_name)
     if stack is None:
         print(f"==> stack {stack_name} does not exist: nothing to delete")
         return
-    started = time.time()
-    cloudformation.delete_stack(StackName=stack["StackId"])
-    try:
-        wait(cloudformation, stack["StackId"], started)
-    except botocore.exceptions.ClientError as error:
-        if "does not exist" not in str(error):
-            raise
-    final = cloudformation.describe_stacks(StackName=stack["StackId"])["Stacks"][0]
-    if final["StackStatus"] != "DELETE_COMPLETE":
-        raise ProvisionError(f"stack {stack_name} is {final['StackStatus']}")
+    cloudformation_stack.delete_and_wait(cloudformation, stack, WAITING)
     print(f"==> stack {stack_name} deleted (the artifact bucket and KMS key are retained)")
 
 
@@ -255,13 +195,13 @@ def main(argv: list[str] | None = None) -> int:
             for output in stack.get("Outputs", []):
                 print(f"  {output['OutputKey']:<28} {output['OutputValue']}")
         elif args.command == "seed":
-            stack = describe(cloudformation, args.stack_name)
+            stack = cloudformation_stack.describe_stack(cloudformation, args.stack_name)
             if stack is None:
                 raise ProvisionError(f"stack {args.stack_name} does not exist: deploy it first")
             seed(stack, os.environ.get("GITLAB_TOKEN"), boto3.client("secretsmanager"))
         else:
             delete(cloudformation, args.stack_name)
-    except (ProvisionError, SeedError, package_lambdas.PackagingError) as error:
+    except (ProvisionError, DeployError, SeedError, package_lambdas.PackagingError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except botocore.exceptions.ClientError as error:

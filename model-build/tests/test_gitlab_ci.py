@@ -38,5 +38,7 @@ def test_no_static_aws_keys_and_oidc_for_aws_jobs():
     assert "train" in ci and ".aws-oidc" in ci["train"]["extends"]
     oidc = ci[".aws-oidc"]
     assert oidc["id_tokens"]["GITLAB_OIDC_TOKEN"]["aud"] == "sts.amazonaws.com"
-    assert oidc["variables"]["AWS_WEB_IDENTITY_TOKEN_FILE"]
+    assert ci["train"]["variables"]["JOB_ROLE_ARN"] == "$BUILD_ROLE_ARN"
+    login = ci[".aws-oidc-login"]
+    assert login in ci["default"]["before_script"] and 'AWS_WEB_IDENTITY_TOKEN_FILE="$(mktemp)"' in login
     assert ":" in ci["default"]["image"], "the CI image is pinned to a tag"

@@ -1,8 +1,8 @@
 """`python -m deploy <command>`: one command per GitLab CI job, the same on a laptop.
 
-build                 resolve the model package; write build/<stage>-params.json, -tags.json, deploy.env
-deploy STAGE          create/update the stage's stack from build/, wait, verify the endpoint
-staging-test          run the staging test suite: JUnit XML + results JSON in build/
+build                 resolve the model package; write the release, build/release.json
+deploy-stage STAGE    create/update the stage's stack with the release's inputs, wait, verify the endpoint
+staging-test          run the staging test suite: JUnit XML + results JSON in build/ and in the artifact bucket
 rollback [STAGE]      put the previous Approved version back (default: prod)
 summary               what each stage serves, and the staging test figures
 """
@@ -11,42 +11,51 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from deploy import resolve, rollback, settings, stack, staging, summary
+from deploy import build, deploy_stage, environment, rollback, staging_test, summary
 from deploy.errors import DeployError
+from deploy.naming import STAGES
+from deploy.paths import DEFAULT_BUILD_DIR
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m deploy", description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--build-dir", help=f"artifacts folder (default: {settings.DEFAULT_BUILD_DIR})")
+    parser.add_argument(
+        "--build-dir", type=Path, default=DEFAULT_BUILD_DIR, help="artifacts folder (default: %(default)s)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("build", help="resolve the model package and write each stage's stack inputs")
-    deploy = commands.add_parser("deploy", help="create or update a stage's stack and wait for it")
-    deploy.add_argument("stage", choices=settings.STAGES)
+    commands.add_parser("build", help="resolve the model package and write the release")
+    deploy = commands.add_parser("deploy-stage", help="create or update a stage's stack and wait for it")
+    deploy.add_argument("stage", choices=STAGES)
     test = commands.add_parser("staging-test", help="test the staging endpoint (JUnit XML + results JSON)")
     test.add_argument("--endpoint-name", help="test this endpoint instead of the staging stack's")
     back = commands.add_parser("rollback", help="redeploy the previous Approved version")
-    back.add_argument("stage", nargs="?", default="prod", choices=settings.STAGES)
+    back.add_argument("stage", nargs="?", default="prod", choices=STAGES)
     commands.add_parser("summary", help="what each stage serves, and the staging test figures")
     return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "build":
+        return build.run(environment.load(environment.BUILD_VARIABLES), args.build_dir)
+    if args.command == "deploy-stage":
+        return deploy_stage.run(environment.load(environment.DEPLOY_VARIABLES), args.stage, args.build_dir)
+    if args.command == "staging-test":
+        return staging_test.run(environment.load(environment.RESULTS_VARIABLES), args.build_dir, args.endpoint_name)
+    if args.command == "rollback":
+        return rollback.run(environment.load(environment.BUILD_VARIABLES), args.stage, args.build_dir)
+    return summary.run(environment.load(environment.RESULTS_VARIABLES))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        if args.command == "build":
-            return resolve.run(settings.load(settings.BUILD_VARIABLES, args.build_dir))
-        if args.command == "deploy":
-            return stack.run(settings.load(settings.DEPLOY_VARIABLES, args.build_dir), args.stage)
-        if args.command == "staging-test":
-            return staging.run(settings.load(settings.DEPLOY_VARIABLES, args.build_dir), args.endpoint_name)
-        if args.command == "rollback":
-            return rollback.run(settings.load(settings.BUILD_VARIABLES, args.build_dir), args.stage)
-        return summary.run(settings.load(settings.DEPLOY_VARIABLES, args.build_dir))
+        return run(args)
     except DeployError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

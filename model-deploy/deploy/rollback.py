@@ -1,60 +1,52 @@
-"""Rollback: put the previous Approved version back on a stage (production by default).
+"""rollback [STAGE]: put the previous Approved version back on a stage (production by default).
 
 Runs on a Rejected approval event (MODEL_APPROVAL_STATUS=Rejected, MODEL_PACKAGE_ARN = the rejected
 version) or by hand. "Previous" is the newest Approved version older than the one the stage
 serves now. A rejection of a version the stage does not serve (or of any version, while the stage
-has no deployment yet) changes nothing.
+has no deployment yet) changes nothing. The stage's inputs are built in memory, as build does.
 """
 
 from __future__ import annotations
 
-from deploy import registry, resolve, stack
+from pathlib import Path
+
+from deploy import aws, build, deploy_stage, naming, registry
+from deploy.environment import Environment
 from deploy.errors import DeployError
-from deploy.settings import Settings
 
 
-def deployed_package_arn(cloudformation, config: Settings, stage: str) -> str | None:
-    """The package the stage's stack was given; None when the stage has no stack."""
-    current = stack.describe_stack(cloudformation, config.stack_name(stage))
-    if current is None:
-        return None
-    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in current.get("Parameters", [])}
-    if not parameters.get("ModelPackageArn"):
-        raise DeployError(f"stack {config.stack_name(stage)} has no ModelPackageArn parameter: not a deploy stack")
-    return parameters["ModelPackageArn"]
-
-
-def rejection_elsewhere(config: Settings, serving_arn: str | None) -> bool:
+def rejection_elsewhere(environment: Environment, serving_arn: str | None) -> bool:
     """True when this run answers a rejection of a version the stage does not serve."""
     return (
-        config.approval_status == "Rejected"
-        and bool(config.model_package_arn)
-        and config.model_package_arn != serving_arn
+        environment.approval_status == "Rejected"
+        and bool(environment.model_package_arn)
+        and environment.model_package_arn != serving_arn
     )
 
 
-def choose_target(sagemaker, config: Settings, serving_arn: str) -> registry.ModelPackage:
+def choose_target(sagemaker, environment: Environment, serving_arn: str) -> registry.ModelPackage:
     """The newest Approved version older than the one served."""
     serving = registry.describe(sagemaker, serving_arn)
-    target = registry.previous_approved(sagemaker, config.model_package_group, serving.version)
+    target = registry.previous_approved(sagemaker, environment.model_package_group, serving.version)
     if target is None:
         raise DeployError(
-            f"no Approved version older than {serving.label} in group {config.model_package_group!r}: "
+            f"no Approved version older than {serving.label} in group {environment.model_package_group!r}: "
             "nothing to roll back to. Approve an earlier version, or deploy a fixed model."
         )
     return target
 
 
-def run(config: Settings, stage: str = "prod") -> int:
-    serving_arn = deployed_package_arn(config.client("cloudformation"), config, stage)
-    if rejection_elsewhere(config, serving_arn):
-        serves = f"serves {serving_arn}" if serving_arn else f"has no deployment ({config.stack_name(stage)})"
-        print(f"Rejected version {config.model_package_arn}: {stage} {serves}, nothing to roll back")
+def run(environment: Environment, stage: str, build_dir: Path) -> int:
+    cloudformation = aws.client("cloudformation", environment.region)
+    serving_arn = deploy_stage.deployed_package_arn(cloudformation, environment, stage)
+    stack_name = naming.stack_name(environment.project_name, stage)
+    if rejection_elsewhere(environment, serving_arn):
+        serves = f"serves {serving_arn}" if serving_arn else f"has no deployment ({stack_name})"
+        print(f"Rejected version {environment.model_package_arn}: {stage} {serves}, nothing to roll back")
         return 0
     if serving_arn is None:
-        raise DeployError(f"stack {config.stack_name(stage)} does not exist: no {stage} deployment to roll back")
-    target = choose_target(config.client("sagemaker"), config, serving_arn)
+        raise DeployError(f"stack {stack_name} does not exist: no {stage} deployment to roll back")
+    target = choose_target(aws.client("sagemaker", environment.region), environment, serving_arn)
     print(f"Rolling {stage} back from {serving_arn} to {target.arn} (the previous Approved version)")
-    resolve.write_stage_files(config, target, stage)
-    stack.deploy(config, stage)
+    deploy_stage.deploy(environment, stage, build.stage_inputs(environment, target, stage), build_dir)
     return 0

@@ -1,53 +1,41 @@
-"""Deploy step: create or update one stage's CloudFormation stack and wait for it, printing its events.
+"""Create or update a CloudFormation stack and wait for it, printing its events: one implementation for all.
 
-- No change (same template, parameters and tags) is a success, whether we see it first or
+- No change is a success, whether we see it first (same template body, parameters and tags) or
   CloudFormation answers "No updates are to be performed".
 - A stack left in ROLLBACK_COMPLETE (a failed first create) cannot be updated: it is deleted and
   created again. An operation already in progress is waited for first.
-- A failure exits non-zero naming the failing resources and CloudFormation's reasons.
-- Names come from the stack Outputs, and the endpoint is checked to serve exactly the package in
-  the parameters: no change sets (simple, and emulators keep Outputs correct without them).
+- A failure raises DeployError naming the failed resources with CloudFormation's reasons.
+- No change sets: simple, and emulators keep Outputs correct without them.
+
+The project's provisioning script (scripts/provision_project.py in the monorepo) uses it too.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from deploy import endpoints, settings
 from deploy.errors import DeployError
-from deploy.settings import Settings
 
 # States an update cannot start from, but from which nothing is served or worth keeping: delete, create again.
 RECREATE = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "REVIEW_IN_PROGRESS"}
-REQUIRED_OUTPUTS = ("EndpointName", "EndpointConfigName", "ModelName")
 CASCADE_REASONS = ("Resource creation cancelled", "Resource update cancelled")
 NO_UPDATES = "No updates are to be performed"
 HEARTBEAT_SECONDS = 60
 
 
-@dataclass
-class StackResult:
-    stage: str
-    stack_name: str
-    status: str
-    action: str  # created, updated, unchanged, recreated
-    outputs: dict
-    seconds: float
+@dataclass(frozen=True)
+class StackOutcome:
+    stack: dict  # the final describe_stacks entry
+    action: str  # created, recreated, updated, unchanged
 
 
-def poll_seconds() -> float:
-    return float(os.environ.get("DEPLOY_POLL_SECONDS", "15"))
-
-
-def timeout_seconds() -> float:
-    # A prod blue/green update waits through canary and termination periods: give it room.
-    return float(os.environ.get("DEPLOY_TIMEOUT_SECONDS", "5400"))
+@dataclass(frozen=True)
+class Waiting:
+    poll_seconds: float = 15
+    timeout_seconds: float = 5400  # a prod blue/green update waits through canary and termination periods
 
 
 class EventLog:
@@ -120,7 +108,7 @@ def describe_stack(cloudformation, name_or_id: str) -> dict | None:
         raise
 
 
-def wait(cloudformation, stack_id: str, log: EventLog) -> dict:
+def wait(cloudformation, stack_id: str, log: EventLog, waiting: Waiting) -> dict:
     """Poll until the stack leaves *_IN_PROGRESS, printing events; returns the final description."""
     start = time.monotonic()
     last_news = start
@@ -132,33 +120,30 @@ def wait(cloudformation, stack_id: str, log: EventLog) -> dict:
             log.fetch_new()
             return stack or {"StackStatus": "DELETE_COMPLETE", "StackId": stack_id}
         elapsed = time.monotonic() - start
-        if elapsed > timeout_seconds():
+        if elapsed > waiting.timeout_seconds:
             raise DeployError(
                 f"gave up after {elapsed:.0f} s: stack {stack['StackName']} is still {stack['StackStatus']}. "
-                "CloudFormation carries on; watch it in the console, then re-run this job "
+                "CloudFormation carries on; watch it in the console, then run this again "
                 "(or raise DEPLOY_TIMEOUT_SECONDS)"
             )
         if time.monotonic() - last_news >= HEARTBEAT_SECONDS:
             print(f"  ... still {stack['StackStatus']} after {elapsed:.0f} s", flush=True)
             last_news = time.monotonic()
-        time.sleep(poll_seconds())
+        time.sleep(waiting.poll_seconds)
 
 
-def delete_and_wait(cloudformation, stack: dict) -> None:
-    print(
-        f"Stack {stack['StackName']} is {stack['StackStatus']} (a first create that failed): "
-        "deleting it so it can be created again",
-        flush=True,
-    )
+def delete_and_wait(cloudformation, stack: dict, waiting: Waiting | None = None) -> None:
+    """Delete the stack and wait; raise DeployError naming what could not be deleted."""
+    waiting = waiting or Waiting()
     log = EventLog(cloudformation, stack["StackId"])
     log.skip_existing()
     cloudformation.delete_stack(StackName=stack["StackId"])
-    final = wait(cloudformation, stack["StackId"], log)
+    final = wait(cloudformation, stack["StackId"], log, waiting)
     if final["StackStatus"] != "DELETE_COMPLETE":
         raise DeployError(
             f"could not delete stack {stack['StackName']} ({final['StackStatus']}):\n"
             f"{failure_summary(log.operation, final)}\n"
-            "Delete it by hand in the CloudFormation console, then re-run this job."
+            "Delete it by hand in the CloudFormation console, then run this again."
         )
 
 
@@ -184,103 +169,99 @@ def unchanged(cloudformation, stack: dict, template_body: str, parameters: dict,
     return desired == deployed and tags == deployed_tags
 
 
-def read_inputs(build_dir: Path, stage: str) -> tuple[dict, dict]:
-    try:
-        parameter_list = json.loads((build_dir / f"{stage}-params.json").read_text())
-        tag_list = json.loads((build_dir / f"{stage}-tags.json").read_text())
-    except FileNotFoundError as error:
-        raise DeployError(f"{error.filename} is missing: run `python -m deploy build` first") from None
-    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in parameter_list}
-    tags = {t["Key"]: t["Value"] for t in tag_list}
-    if parameters.get("StageName") != stage:
-        raise DeployError(f"{build_dir / f'{stage}-params.json'} is for stage {parameters.get('StageName')!r}")
-    return parameters, tags
-
-
-def outputs_of(stack: dict) -> dict:
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
-    missing = [key for key in REQUIRED_OUTPUTS if key not in outputs]
-    if missing:
-        # A failed or rolled-back stack has no outputs either: its status tells which case this is.
-        raise DeployError(
-            f"stack {stack['StackName']} ({stack['StackStatus']}) has no output(s) {', '.join(missing)}: "
-            "deploy the stage again if it failed, otherwise check the template's Outputs"
-        )
-    return outputs
-
-
-def deploy(config: Settings, stage: str, template_path: Path = settings.TEMPLATE_PATH) -> StackResult:
-    """Create or update the stage's stack from the build folder's inputs; raise DeployError on failure."""
-    cloudformation = config.client("cloudformation")
-    parameters, tags = read_inputs(config.build_dir, stage)
-    template_body = template_path.read_text()
-    name = config.stack_name(stage)
-    started = time.monotonic()
-    print(f"Deploying {parameters['ModelPackageArn']} to {stage}: stack {name}", flush=True)
-
+def settled_stack(cloudformation, name: str, waiting: Waiting) -> tuple[dict | None, bool]:
+    """The stack as an update can start from it (None: create it), and whether a failed one was deleted."""
     stack = describe_stack(cloudformation, name)
     if stack and stack["StackStatus"].endswith("_IN_PROGRESS") and stack["StackStatus"] != "REVIEW_IN_PROGRESS":
         print(f"Stack {name} is {stack['StackStatus']}: waiting for that operation to finish first", flush=True)
         log = EventLog(cloudformation, stack["StackId"])
         log.skip_existing()
-        stack = wait(cloudformation, stack["StackId"], log)
+        stack = wait(cloudformation, stack["StackId"], log, waiting)
         stack = None if stack["StackStatus"] == "DELETE_COMPLETE" else stack
-    recreated = False
     if stack and stack["StackStatus"] in RECREATE:
-        delete_and_wait(cloudformation, stack)
-        stack, recreated = None, True
+        print(
+            f"Stack {name} is {stack['StackStatus']} (a first create that failed): "
+            "deleting it so it can be created again",
+            flush=True,
+        )
+        delete_and_wait(cloudformation, stack, waiting)
+        return None, True
     if stack and stack["StackStatus"] == "UPDATE_ROLLBACK_FAILED":
         raise DeployError(
             f"stack {name} is UPDATE_ROLLBACK_FAILED: finish the rollback first "
-            f"(aws cloudformation continue-update-rollback --stack-name {name}), then re-run this job"
+            f"(aws cloudformation continue-update-rollback --stack-name {name}), then run this again"
         )
     if stack and stack["StackStatus"] == "DELETE_FAILED":
-        raise DeployError(f"stack {name} is DELETE_FAILED: delete it by hand in the console, then re-run this job")
+        raise DeployError(f"stack {name} is DELETE_FAILED: delete it by hand in the console, then run this again")
+    return stack, False
 
-    parameter_list = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
-    tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
-    # With a CloudFormation service role, the CI role itself needs no SageMaker write permissions.
-    role = {"RoleARN": config.cloudformation_role_arn} if config.cloudformation_role_arn else {}
+
+def previous_values(cloudformation, stack: dict, template: dict, given: dict) -> list[dict]:
+    """As `aws cloudformation deploy` does: a parameter not given keeps its value on an update, instead of
+    reverting to its default (or failing, for one without a default). Only those the template still declares."""
+    declared = {p["ParameterKey"] for p in cloudformation.get_template_summary(**template)["Parameters"]}
+    kept = {p["ParameterKey"] for p in stack.get("Parameters", [])} & declared
+    return [{"ParameterKey": key, "UsePreviousValue": True} for key in sorted(kept - set(given))]
+
+
+def deploy_stack(
+    cloudformation,
+    name: str,
+    *,
+    parameters: dict[str, str],
+    template_body: str | None = None,
+    template_url: str | None = None,
+    tags: dict[str, str] | None = None,
+    capabilities: tuple[str, ...] = (),
+    role_arn: str = "",
+    keep_previous_values: bool = False,
+    waiting: Waiting | None = None,
+) -> StackOutcome:
+    """Create or update stack `name` from a template body (or URL) and wait; raise DeployError on failure.
+
+    Tags are set on create, and on update when there are any (none given: the stack keeps its tags).
+    With a template body, an update that would change nothing is not even started.
+    """
+    if (template_body is None) == (template_url is None):
+        raise ValueError("give exactly one of template_body and template_url")
+    waiting = waiting or Waiting()
+    template = {"TemplateBody": template_body} if template_body is not None else {"TemplateURL": template_url}
+    tags = tags or {}
+    stack, recreated = settled_stack(cloudformation, name, waiting)
+    request = {
+        "StackName": name,
+        **template,
+        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        **({"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]} if tags else {}),
+        **({"Capabilities": list(capabilities)} if capabilities else {}),
+        # With a CloudFormation service role, the caller itself needs no write rights on the resources.
+        **({"RoleARN": role_arn} if role_arn else {}),
+    }
     if stack is None:
-        response = _call(
-            cloudformation.create_stack,
-            name,
-            StackName=name,
-            TemplateBody=template_body,
-            Parameters=parameter_list,
-            Tags=tag_list,
-            OnFailure="ROLLBACK",
-            **role,
-        )
+        response = _call(cloudformation.create_stack, name, **request, OnFailure="ROLLBACK")
         action, expected = ("recreated" if recreated else "created"), "CREATE_COMPLETE"
         log = EventLog(cloudformation, response["StackId"])
     else:
-        if unchanged(cloudformation, stack, template_body, parameters, tags):
-            return _finish(config, stage, stack, "unchanged", started, parameters)
+        if template_body is not None and unchanged(cloudformation, stack, template_body, parameters, tags):
+            return StackOutcome(stack, "unchanged")
+        if keep_previous_values:
+            request["Parameters"] += previous_values(cloudformation, stack, template, parameters)
         log = EventLog(cloudformation, stack["StackId"])
         log.skip_existing()
         try:
-            response = _call(
-                cloudformation.update_stack,
-                name,
-                StackName=stack["StackId"],
-                TemplateBody=template_body,
-                Parameters=parameter_list,
-                Tags=tag_list,
-                **role,
-            )
+            response = _call(cloudformation.update_stack, name, **request)
         except _NoUpdates:
-            return _finish(config, stage, stack, "unchanged", started, parameters)
+            return StackOutcome(stack, "unchanged")
         action, expected = "updated", "UPDATE_COMPLETE"
 
-    final = wait(cloudformation, response["StackId"], log)
+    final = wait(cloudformation, response["StackId"], log, waiting)
     if final["StackStatus"] != expected:
         kept = "the previous version keeps serving" if final["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE" else ""
         raise DeployError(
             f"stack {name} ended {final['StackStatus']} instead of {expected}"
             f"{': ' + kept if kept else ''}. Failed resources:\n{failure_summary(log.operation, final)}"
         )
-    return _finish(config, stage, final, action, started, parameters)
+    return StackOutcome(final, action)
 
 
 class _NoUpdates(Exception):
@@ -296,32 +277,3 @@ def _call(operation, name: str, **kwargs) -> dict:
         raise DeployError(
             f"CloudFormation refused {operation.__name__} for stack {name}: {error.response['Error']['Message']}"
         ) from None
-
-
-def _finish(config: Settings, stage: str, stack: dict, action: str, started: float, parameters: dict) -> StackResult:
-    outputs = outputs_of(stack)
-    # Proof, not trust: the endpoint must serve exactly the package this stack was given.
-    sagemaker = config.client("sagemaker")
-    served = endpoints.require_serving(sagemaker, outputs["EndpointName"], parameters["ModelPackageArn"])
-    result = StackResult(
-        stage=stage,
-        stack_name=stack["StackName"],
-        status=stack["StackStatus"],
-        action=action,
-        outputs=outputs,
-        seconds=time.monotonic() - started,
-    )
-    config.build_dir.mkdir(parents=True, exist_ok=True)
-    record = {**outputs, "StackName": result.stack_name, "StackStatus": result.status, "Action": action}
-    (config.build_dir / f"{stage}-outputs.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(f"{stage}: stack {result.stack_name} {action} ({result.status}) in {result.seconds:.0f} s")
-    print(f"  endpoint  {served.name} ({served.status})")
-    print(f"  config    {served.config_name}")
-    print(f"  model     {', '.join(served.model_names)}")
-    print(f"  package   {parameters['ModelPackageArn']}")
-    return result
-
-
-def run(config: Settings, stage: str) -> int:
-    deploy(config, stage)
-    return 0

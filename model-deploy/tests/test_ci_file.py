@@ -71,22 +71,29 @@ def test_each_environment_has_its_tier_url_lock_and_role(ci):
         assert job["environment"]["deployment_tier"] == environment
         assert job["environment"]["url"].startswith("https://")
         assert job["resource_group"] == environment
-        assert job["variables"]["DEPLOY_ROLE_ARN"] == role
+        assert job["variables"]["JOB_ROLE_ARN"] == role
     assert ci["staging-test"]["resource_group"] == "staging"
-    assert ci["default"]["id_tokens"]["AWS_ID_TOKEN"]["aud"] == "sts.amazonaws.com"
+    assert ci[".aws-oidc"]["id_tokens"]["GITLAB_OIDC_TOKEN"]["aud"] == "sts.amazonaws.com"
+    jobs = [name for name, job in ci.items() if isinstance(job, dict) and "script" in job]
+    for name in jobs:
+        assert ".aws-oidc" in ci[name]["extends"], f"{name} gets no ID token"
+    assert ci[".aws-oidc-login"] in ci["default"]["before_script"]
     assert ":" in ci["default"]["image"] and not ci["default"]["image"].endswith(":latest")
 
 
 def test_a_rejection_runs_only_the_rollback(ci):
     rejected = '$MODEL_APPROVAL_STATUS == "Rejected"'
     for name in DEPLOY_JOBS:
-        rules = ci[name].get("rules") or ci[ci[name]["extends"]]["rules"]
+        templates = [ci[template] for template in ci[name].get("extends", [])]
+        rules = ci[name].get("rules") or next(t["rules"] for t in templates if "rules" in t)
         assert rules[0] == {"if": rejected, "when": "never"}, name
     rollback = ci["production-rollback"]
     assert rollback["rules"][0] == {"if": rejected, "when": "on_success"}
     assert rollback["rules"][-1] == {"when": "manual", "allow_failure": True}
     assert rollback["needs"] == []
     assert rollback["script"] == ["python -m deploy rollback prod"]
+    assert ci["staging-deploy"]["script"] == ["python -m deploy deploy-stage staging"]
+    assert ci["production-deploy"]["script"] == ["python -m deploy deploy-stage prod"]
 
 
 def test_staging_test_reports_reach_gitlab_even_on_failure(ci):
@@ -95,11 +102,17 @@ def test_staging_test_reports_reach_gitlab_even_on_failure(ci):
     # Artifact paths are relative to the project dir: $MODEL_DEPLOY_DIR is "." here, model-deploy in the monorepo.
     assert artifacts["reports"]["junit"] == "$MODEL_DEPLOY_DIR/build/staging-test-report.xml"
     assert "$MODEL_DEPLOY_DIR/build/staging-test-results.json" in artifacts["paths"]
-    assert ci["build"]["artifacts"]["reports"]["dotenv"] == "$MODEL_DEPLOY_DIR/build/deploy.env"
+    # One release artifact carries the build's decision to the later jobs; no dotenv report (nothing reads one).
+    assert ci["build"]["artifacts"]["paths"] == ["$MODEL_DEPLOY_DIR/build/release.json"]
+    assert "reports" not in ci["build"]["artifacts"]
 
 
-def test_pip_cache_key_follows_the_lock_file_standalone_and_in_the_monorepo(ci):
+def test_uv_cache_key_follows_the_lock_file_standalone_and_in_the_monorepo(ci):
     # cache:key:files takes no variables: it names requirements.txt from the deploy repo's root and from the monorepo's.
     files = ci["default"]["cache"]["key"]["files"]
     assert files == ["requirements.txt", "model-deploy/requirements.txt"]
     assert (REPO_DIR / files[0]).is_file()
+    # The cached folder is uv's cache, which exists after every install (pip's never did under gitlab-ci-local).
+    # Set before the job leaves the folder it starts in: that is where `cache:paths` are looked for.
+    assert ci["default"]["before_script"][0] == 'export UV_CACHE_DIR="$PWD/.cache/uv"'
+    assert ci["default"]["cache"]["paths"] == [".cache/uv"]

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
 def deploy_to_prod(project, monkeypatch, arn: str) -> None:
     monkeypatch.setenv("MODEL_PACKAGE_ARN", arn)
     assert project.run("build") == 0
-    assert project.run("deploy", "prod") == 0
+    assert project.run("deploy-stage", "prod") == 0
     assert project.served_packages("prod") == [arn]
 
 

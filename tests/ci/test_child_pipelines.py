@@ -86,8 +86,8 @@ class TestModelDeployStandalone:
         # staging-test turned off while production-deploy still needs it: the chain is broken.
         files = standalone_files("model-deploy")
         broken = files[".gitlab-ci.yml"].replace(
-            "staging-test:\n  stage: staging-test\n  extends: .not-on-rejection\n",
-            "staging-test:\n  stage: staging-test\n  rules:\n    - when: never\n",
+            "staging-test:\n  stage: staging-test\n  extends: [.aws-oidc, .not-on-rejection]\n",
+            "staging-test:\n  stage: staging-test\n  extends: [.aws-oidc]\n  rules:\n    - when: never\n",
         )
         assert broken != files[".gitlab-ci.yml"], "the mutation no longer applies: update this test"
         repo = make_repo(tmp_path / "broken-deploy", {**files, ".gitlab-ci.yml": broken})

@@ -73,13 +73,14 @@ def test_lambda_zip_is_reproducible_and_imports_from_its_own_dependencies(tmp_pa
     assert lambda_archive("model_trigger") == first
 
     zipfile.ZipFile(io.BytesIO(first)).extractall(tmp_path)
+    # Run from the unzipped folder: `python -c` puts its working folder first on the import path, as the
+    # Lambda runtime puts the task root first.
     probe = (
-        "import sys; sys.path.insert(0, sys.argv[1]);"
-        "from lambdas.model_trigger import handler; import gitlab, pydantic_core;"
+        "import sys; from lambdas.model_trigger import handler; import gitlab, pydantic_core;"
         "assert gitlab.__file__.startswith(sys.argv[1]) and pydantic_core.__file__.startswith(sys.argv[1]);"
         "print(handler.lambda_handler.__name__)"
     )
-    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "lambda_handler"
     assert not (tmp_path / "lambdas" / "model_trigger" / "requirements.txt").exists()

@@ -138,6 +138,8 @@ def test_an_update_keeps_the_values_of_parameters_not_given():
         stub.add_response(
             "get_template_summary", {"Parameters": [{"ParameterKey": k} for k in declared]}, {"TemplateURL": url}
         )
+        # The events already there, so only this update's are printed (deploy/stack.py's EventLog).
+        stub.add_response("describe_stack_events", {"StackEvents": []}, {"StackName": stack_id})
         stub.add_response(
             "update_stack",
             {"StackId": stack_id},
@@ -156,6 +158,7 @@ def test_an_update_keeps_the_values_of_parameters_not_given():
         )
         stub.add_response("describe_stack_events", {"StackEvents": []}, {"StackName": stack_id})
         stub.add_response("describe_stacks", {"Stacks": [stack]}, {"StackName": stack_id})
+        stub.add_response("describe_stack_events", {"StackEvents": []}, {"StackName": stack_id})  # the last ones
 
         result = provision_project.deploy(
             cloudformation, "abalone", url, {"AssetsBucket": "assets", "SeedFunctionKey": "assets/seed_code-1.zip"}

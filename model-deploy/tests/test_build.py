@@ -1,4 +1,4 @@
-"""Build step: exactly the named approved version, refusals with clear errors, latest-approved fallback."""
+"""build: exactly the named approved version, refusals with clear errors, latest-approved fallback."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ import json
 import pytest
 
 
+def read_release(project) -> dict:
+    return json.loads((project.build_dir / "release.json").read_text())
+
+
 def read_params(project, stage: str) -> dict:
-    entries = json.loads((project.build_dir / f"{stage}-params.json").read_text())
-    return {entry["ParameterKey"]: entry["ParameterValue"] for entry in entries}
-
-
-def read_dotenv(project) -> dict:
-    lines = (project.build_dir / "deploy.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines)
+    return read_release(project)["stages"][stage]["parameters"]
 
 
 def test_build_resolves_the_named_version_not_the_latest(project, monkeypatch, capsys):
@@ -35,12 +33,11 @@ def test_build_resolves_the_named_version_not_the_latest(project, monkeypatch, c
     # Stage settings come from the stage's config file.
     assert read_params(project, "staging")["EndpointInstanceCount"] == "1"
     assert read_params(project, "prod")["AutoScalingMaxCapacity"] == "4"
-    tags = json.loads((project.build_dir / "prod-tags.json").read_text())
-    assert {"Key": "Environment", "Value": "production"} in tags
-    report = read_dotenv(project)
-    assert report["RESOLVED_MODEL_PACKAGE_ARN"] == named
-    assert report["RESOLVED_MODEL_PACKAGE_VERSION"] == "1"
-    assert report["STAGING_STACK_NAME"] == f"sagemaker-{project.name}-deploy-staging"
+    released = read_release(project)
+    assert released["stages"]["prod"]["tags"]["Environment"] == "production"
+    assert (released["package_arn"], released["package_version"]) == (named, 1)
+    assert (released["package_group"], released["approval_status"]) == (project.group, "Approved")
+    assert sorted(path.name for path in project.build_dir.iterdir()) == ["release.json"]  # the one artifact
     assert "named by MODEL_PACKAGE_ARN" in capsys.readouterr().out
 
 
@@ -60,7 +57,7 @@ def test_build_refuses_a_version_that_is_not_approved(project, monkeypatch, caps
 
     error = capsys.readouterr().err
     assert f"is {status}, not Approved" in error
-    assert not (project.build_dir / "staging-params.json").exists()
+    assert not (project.build_dir / "release.json").exists()
 
 
 def test_build_refuses_a_version_from_another_group(project, monkeypatch, capsys):
@@ -89,7 +86,7 @@ def test_build_without_an_arn_takes_the_latest_approved_version(project, capsys)
     assert project.run("build") == 0
 
     assert read_params(project, "staging")["ModelPackageArn"] == latest_approved
-    assert read_dotenv(project)["RESOLVED_MODEL_PACKAGE_VERSION"] == "2"
+    assert read_release(project)["package_version"] == 2
     assert "latest Approved version" in capsys.readouterr().out
 
 

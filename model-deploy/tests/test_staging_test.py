@@ -1,5 +1,6 @@
 """The staging test suite, run as CI runs it (`python -m deploy staging-test`, its own process), against
-a moto-backed staging deployment and an InvokeEndpoint test double that serves the real model."""
+a moto-backed staging deployment and an InvokeEndpoint test double that serves the real model; its results
+in the artifact bucket, which `summary` reads."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from deploy import staging
+from deploy import staging_test
 from deploy.errors import DeployError
 
 from .conftest import REPO_DIR
@@ -28,7 +29,7 @@ SUITE = {
 def deploy_to_staging(project, monkeypatch, arn: str) -> None:
     monkeypatch.setenv("MODEL_PACKAGE_ARN", arn)
     assert project.run("build") == 0
-    assert project.run("deploy", "staging") == 0
+    assert project.run("deploy-stage", "staging") == 0
 
 
 def run_staging_tests(project, runtime_double):
@@ -46,6 +47,12 @@ def junit_cases(project) -> dict[str, str]:
         failed = case.find("failure") is not None or case.find("error") is not None
         cases[case.get("name")] = "failed" if failed else "passed"
     return cases
+
+
+def stored_results(project, version: int) -> dict:
+    """The results object staging-test put in the artifact bucket for that package version."""
+    key = f"staging-tests/{project.name}/{version}/staging-test-results.json"
+    return project.s3.get_object(Bucket=project.bucket, Key=key)
 
 
 def results(project) -> dict:
@@ -74,8 +81,15 @@ def test_staging_tests_pass_on_the_approved_model_and_the_summary_shows_them(
     assert (figures["malformed_error_code"], figures["malformed_http_status"]) == ("ModelError", 424)
     assert "Staging tests PASSED: 5/5 passed" in run.stdout
 
-    # Promoted: the summary shows both endpoints serving the version, and the staging figures.
-    assert project.run("deploy", "prod") == 0
+    # The results are also in the artifact bucket, encrypted, under the project and the package version.
+    stored = stored_results(project, 1)
+    assert stored["ServerSideEncryption"] == "aws:kms"
+    assert json.loads(stored["Body"].read()) == report
+
+    # Promoted: the summary shows both endpoints serving the version, and the staging figures, read from
+    # the bucket (the job's build folder is elsewhere, as under GitLab or gitlab-ci-local).
+    assert project.run("deploy-stage", "prod") == 0
+    (project.build_dir / "staging-test-results.json").unlink()
     capsys.readouterr()
     assert project.run("summary") == 0
     out = capsys.readouterr().out
@@ -85,6 +99,17 @@ def test_staging_tests_pass_on_the_approved_model_and_the_summary_shows_them(
         assert f"{stage:<8} endpoint {endpoint} InService, serves {version}" in out
     assert "Staging tests PASSED: 5/5 passed; RMSE" in out
     assert "latency_p95_ms" in out
+
+
+def test_summary_says_when_the_staged_version_has_no_staging_results(project, monkeypatch, capsys):
+    deploy_to_staging(project, monkeypatch, project.register())
+    capsys.readouterr()
+
+    assert project.run("summary") == 0
+
+    out = capsys.readouterr().out
+    assert f"No staging test results yet for {project.group}/1 (s3://{project.bucket}/staging-tests/" in out
+    assert "prod     not deployed" in out
 
 
 def test_staging_tests_fail_when_predictions_are_wrong(project, monkeypatch, runtime_double):
@@ -104,6 +129,8 @@ def test_staging_tests_fail_when_predictions_are_wrong(project, monkeypatch, run
     rmse_test = report["tests"]["test_rmse_on_held_out_test_split_within_tolerance"]
     assert "does not reproduce the approved model" in rmse_test["message"]
     assert "Staging tests FAILED" in run.stdout
+    # A failure is recorded in the bucket too: the summary must not show an older success for this version.
+    assert json.loads(stored_results(project, 1)["Body"].read())["passed"] is False
 
 
 def test_staging_tests_fail_when_the_endpoint_is_missing(project, monkeypatch, runtime_double):
@@ -143,13 +170,13 @@ def test_staging_tests_fail_when_staging_serves_another_version(project, monkeyp
 def test_budgets_that_cannot_work_are_refused_by_name(monkeypatch, variable, value, problem):
     monkeypatch.setenv(variable, value)
     with pytest.raises(DeployError, match=f"{variable}/StagingTests.* {problem}"):
-        staging.budgets()
+        staging_test.budgets()
 
 
 def test_budgets_come_from_staging_config_and_the_environment_overrides_them(monkeypatch):
-    for variable, *_ in staging.BUDGETS.values():
+    for variable, *_ in staging_test.BUDGETS.values():
         monkeypatch.delenv(variable, raising=False)
     configured = json.loads((REPO_DIR / "staging-config.json").read_text())["StagingTests"]
-    assert staging.budgets() == configured
+    assert staging_test.budgets() == configured
     monkeypatch.setenv("STAGING_LATENCY_REQUESTS", "7")
-    assert staging.budgets()["LatencyRequests"] == 7
+    assert staging_test.budgets()["LatencyRequests"] == 7

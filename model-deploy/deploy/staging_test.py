@@ -1,8 +1,8 @@
-"""Staging-test step: run the staging test suite against the staging endpoint.
+"""staging-test: run the staging test suite (deploy/staging_tests) against the staging endpoint.
 
-The suite (deploy/staging_tests) is a pytest suite so GitLab gets a JUnit XML report for its test
-tab; its results JSON keeps the measured figures. Budgets come from staging-config.json
-("StagingTests"), and environment variables override them for a run.
+The suite is a pytest suite so GitLab gets a JUnit XML report for its test tab; its results JSON
+keeps the measured figures, as a job artifact and in the artifact bucket (deploy/staging_results.py).
+Budgets come from staging-config.json ("StagingTests"), and environment variables override them.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy import settings, stack
+from deploy import aws, deploy_stage, naming, release, stack, stage_config, staging_results
+from deploy.environment import Environment
 from deploy.errors import DeployError
-from deploy.settings import Settings
 
 SUITE_DIR = Path(__file__).resolve().parent / "staging_tests"
 REPORT_XML = "staging-test-report.xml"
@@ -30,7 +30,7 @@ BUDGETS = {
 
 
 def budgets() -> dict[str, float]:
-    configured = settings.load_stage_config("staging").get("StagingTests", {})
+    configured = stage_config.load("staging").get("StagingTests", {})
     values = {}
     for key, (variable, default, minimum) in BUDGETS.items():
         raw = os.environ.get(variable) or configured.get(key, default)
@@ -44,26 +44,27 @@ def budgets() -> dict[str, float]:
     return values
 
 
-def staging_endpoint_name(config: Settings) -> str:
+def staging_endpoint_name(environment: Environment) -> str:
     """From the staging stack's Outputs; the conventional name if the stack is missing (the tests then fail)."""
-    described = stack.describe_stack(config.client("cloudformation"), config.stack_name("staging"))
+    stack_name = naming.stack_name(environment.project_name, "staging")
+    described = stack.describe_stack(aws.client("cloudformation", environment.region), stack_name)
     if described is None:
-        name = config.endpoint_name("staging")
-        print(f"Stack {config.stack_name('staging')} does not exist: testing the conventional endpoint name {name}")
+        name = naming.endpoint_name(environment.project_name, "staging")
+        print(f"Stack {stack_name} does not exist: testing the conventional endpoint name {name}")
         return name
-    return stack.outputs_of(described)["EndpointName"]
+    return deploy_stage.outputs_of(described)["EndpointName"]
 
 
-def run(config: Settings, endpoint_name: str | None = None) -> int:
-    package_arn = settings.build_value(config, "RESOLVED_MODEL_PACKAGE_ARN")
-    endpoint_name = endpoint_name or staging_endpoint_name(config)
+def run(environment: Environment, build_dir: Path, endpoint_name: str | None = None) -> int:
+    resolved = release.read(build_dir)
+    endpoint_name = endpoint_name or staging_endpoint_name(environment)
     values = budgets()
-    config.build_dir.mkdir(parents=True, exist_ok=True)
-    results_path = config.build_dir / RESULTS_JSON
+    build_dir.mkdir(parents=True, exist_ok=True)
+    results_path = build_dir / RESULTS_JSON
     # A report left by an earlier run must never pass for this run's.
     results_path.unlink(missing_ok=True)
-    (config.build_dir / REPORT_XML).unlink(missing_ok=True)
-    print(f"Staging tests: endpoint {endpoint_name}, package {package_arn}", flush=True)
+    (build_dir / REPORT_XML).unlink(missing_ok=True)
+    print(f"Staging tests: endpoint {endpoint_name}, package {resolved.package_arn}", flush=True)
     exit_code = pytest.main(
         [
             str(SUITE_DIR),
@@ -77,31 +78,22 @@ def run(config: Settings, endpoint_name: str | None = None) -> int:
             "no:cacheprovider",
             "--import-mode=importlib",
             "-v",
-            f"--junitxml={config.build_dir / REPORT_XML}",
+            f"--junitxml={build_dir / REPORT_XML}",
             f"--results-json={results_path}",
             f"--endpoint-name={endpoint_name}",
-            f"--model-package-arn={package_arn}",
-            f"--region={config.region}",
+            f"--model-package-arn={resolved.package_arn}",
+            f"--region={environment.region}",
             f"--rmse-tolerance={values['RmseTolerance']}",
             f"--latency-p95-budget-ms={values['LatencyP95BudgetMs']}",
             f"--latency-requests={values['LatencyRequests']}",
             f"--batch-rows={values['BatchRows']}",
         ]
     )
-    print(summary_line(results_path))
-    return 0 if exit_code == 0 else 1
-
-
-def summary_line(results_path: Path) -> str:
     if not results_path.is_file():
-        return f"Staging tests did not produce {results_path}"
+        print(f"Staging tests did not produce {results_path}")
+        return 1
     results = json.loads(results_path.read_text())
-    outcomes = [test["outcome"] for test in results["tests"].values()]
-    verdict = "PASSED" if results["passed"] else "FAILED"
-    figures = results["figures"]
-    parts = [f"Staging tests {verdict}: {outcomes.count('passed')}/{len(outcomes)} passed"]
-    if "rmse" in figures:
-        parts.append(f"RMSE {figures['rmse']} (limit {figures['rmse_limit']})")
-    if "latency_p95_ms" in figures:
-        parts.append(f"p95 {figures['latency_p95_ms']} ms (budget {figures['latency_p95_budget_ms']} ms)")
-    return "; ".join(parts)
+    print(staging_results.summary_line(results))
+    s3 = aws.client("s3", environment.region)
+    print(f"Results: {staging_results.publish(s3, environment, resolved.package_version, results)}")
+    return 0 if exit_code == 0 else 1
