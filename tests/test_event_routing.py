@@ -132,13 +132,28 @@ def test_an_approval_triggers_the_deploy_pipeline_with_that_version_and_staging_
     assert jobs["build"] == jobs["staging-deploy"] == jobs["staging-test"] == "success", log.read_text()[-3000:]
     assert jobs["production-deploy"] == "manual"  # stops at the button, as on GitLab
 
+    assert served_package(stack, "staging") == arn
+
+    # The button, from the shell: scripts/local-gitlab lists the waiting pipeline and presses production-deploy.
+    local_gitlab = [sys.executable, str(REPO_ROOT / "scripts" / "local-gitlab"), "--state-dir", str(stack.state_dir)]
+    listed = subprocess.run([*local_gitlab, "pipelines"], capture_output=True, text=True, timeout=60)
+    assert f"#{pipeline.id} manual: Approved {arn}" in listed.stdout, listed.stdout + listed.stderr
+    pressed = subprocess.run(
+        [*local_gitlab, "play", str(pipeline.id), "production-deploy"], capture_output=True, text=True, timeout=300
+    )
+    assert pressed.returncode == 0, pressed.stdout[-3000:] + pressed.stderr
+    assert served_package(stack, "prod") == arn
+
+
+def served_package(stack: LocalStack, stage: str) -> str:
+    """The model package the stage's endpoint serves: endpoint -> config -> model -> package."""
     sagemaker = stack.client("sagemaker")
-    outputs = stack.client("cloudformation").describe_stacks(StackName="sagemaker-abalone-deploy-staging")
+    outputs = stack.client("cloudformation").describe_stacks(StackName=f"sagemaker-abalone-deploy-{stage}")
     names = [o["OutputValue"] for o in outputs["Stacks"][0]["Outputs"] if o["OutputKey"].startswith("Endpoint")]
     endpoint = sagemaker.describe_endpoint(EndpointName=next(n for n in names if "Endpoint" in n))
     config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
-    assert (model.get("PrimaryContainer") or model["Containers"][0])["ModelPackageName"] == arn
+    return (model.get("PrimaryContainer") or model["Containers"][0])["ModelPackageName"]
 
 
 def test_with_a_changed_rule_pattern_the_same_approval_triggers_nothing(stack):
