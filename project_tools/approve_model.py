@@ -3,6 +3,7 @@
     scripts/approve-model approve --version 3 --description "RMSE 2.2, checked by Ana"
     scripts/approve-model reject  --arn arn:aws:sagemaker:...:model-package/abalone/3 --description "drift"
     scripts/approve-model approve --version latest           # the newest version of the group
+    scripts/approve-model pin --arn arn:...:model-package/abalone/2   # record its artifacts' SHA-256 (older packages)
 
 The group is --group, else $MODEL_PACKAGE_GROUP_NAME. Works the same against AWS (credentials and
 region from the usual AWS environment) and against the local stack (eval "$(scripts/local-stack env)").
@@ -24,13 +25,14 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 STATUS = {"approve": "Approved", "reject": "Rejected"}
+PIN = "pin"  # not a decision: records the artifacts' digests, which deploy requires (pipelines/pinning.py)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="approve-model", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("decision", choices=sorted(STATUS), help="approve or reject")
+    parser.add_argument("decision", choices=[*sorted(STATUS), PIN], help="approve, reject, or pin the artifacts")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--arn", help="the model package ARN")
     which.add_argument("--version", help="version number in the group, or 'latest'")
@@ -42,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--version needs --group or MODEL_PACKAGE_GROUP_NAME")
     if args.version and args.version != "latest" and not args.version.isdigit():
         parser.error(f"--version must be a number or 'latest', not {args.version!r}")
+    if args.decision == PIN:
+        return pin(args)
     status = STATUS[args.decision]
     description = args.description or f"{status} by {getpass.getuser()} with approve-model"
 
@@ -89,6 +93,27 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"{arn}: {before.get('ModelApprovalStatus', 'no status')} -> {status}")
     print_package(after)
+    return 0
+
+
+def pin(args: argparse.Namespace) -> int:
+    """Pin a package registered before run_pipeline pinned packages: check its artifacts first, that is the point."""
+    from pipelines import pinning  # model-build's: the same digests run_pipeline records
+
+    try:
+        sagemaker = boto3.session.Session(region_name=args.region).client("sagemaker")
+        s3 = boto3.session.Session(region_name=args.region).client("s3")
+        arn = args.arn or find_version(sagemaker, args.group, args.version)
+        digests = pinning.pin(sagemaker, s3, arn)
+    except LookupError as error:
+        print(f"error: {error.args[0]}", file=sys.stderr)
+        return 2
+    except (ClientError, BotoCoreError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{arn}: pinned")
+    for key, digest in sorted(digests.items()):
+        print(f"  {key} = {digest}")
     return 0
 
 

@@ -66,7 +66,7 @@ def register_version(stack: LocalStack, name: str) -> str:
     s3.put_object(Bucket=BUCKET, Key=f"tests/{name}/test/test.csv", Body=csv.getvalue().encode())
     evaluation = {"regression_metrics": {"rmse": {"value": rmse}, "mse": {"value": rmse**2}}}
     s3.put_object(Bucket=BUCKET, Key=f"tests/{name}/evaluation.json", Body=json.dumps(evaluation).encode())
-    return stack.client("sagemaker").create_model_package(
+    arn = stack.client("sagemaker").create_model_package(
         ModelPackageGroupName="abalone",
         InferenceSpecification={
             "Containers": [{"Image": XGBOOST_IMAGE, "ModelDataUrl": f"s3://{BUCKET}/tests/{name}/model.tar.gz"}],
@@ -84,6 +84,12 @@ def register_version(stack: LocalStack, name: str) -> str:
         CustomerMetadataProperties={"TestDataUrl": f"s3://{BUCKET}/tests/{name}/test"},
         ModelApprovalStatus="PendingManualApproval",
     )["ModelPackageArn"]
+    # Pinned as run_pipeline pins what it registers, here through the command for older packages.
+    command = [sys.executable, str(REPO_ROOT / "scripts" / "approve-model"), "pin", "--arn", arn]
+    pinned = subprocess.run(command, env=stack.environ(), capture_output=True, text=True)
+    assert pinned.returncode == 0, pinned.stderr
+    assert "ModelDataSha256 = " in pinned.stdout and "EvaluationSha256 = " in pinned.stdout
+    return arn
 
 
 def approve(stack: LocalStack, arn: str) -> None:

@@ -163,7 +163,31 @@ def run(settings: Settings, parameters: dict[str, str], wait: bool, poll_seconds
         return 0
     result = follow(sagemaker, execution_arn, poll_seconds=poll_seconds)
     print(summary(result), flush=True)
-    return 0 if result.status == "Succeeded" else 1
+    if result.status != "Succeeded":
+        return 1
+    if result.model_package_arn:
+        return pin_registered(sagemaker, session.client("s3"), result.model_package_arn)
+    return 0
+
+
+def pin_registered(sagemaker, s3, package_arn: str) -> int:
+    """Record the artifacts' digests in the package just registered, before anyone can approve it."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from pipelines import pinning
+
+    try:
+        digests = pinning.pin(sagemaker, s3, package_arn)
+    except (BotoCoreError, ClientError) as error:
+        print(
+            f"error: registered {package_arn} but could not pin its artifacts: {error}. "
+            f"Pin it with `scripts/approve-model pin --arn {package_arn}` before approving it.",
+            file=sys.stderr,
+        )
+        return 1
+    for key, digest in sorted(digests.items()):
+        print(f"Pinned {key} = {digest}", flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

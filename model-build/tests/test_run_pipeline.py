@@ -156,3 +156,38 @@ def test_summary_of_a_success_names_the_registered_package():
     text = execution.summary(result)
     assert f"Registered model package: {package}" in text
     assert "cached" in text.splitlines()[1]
+
+
+def test_pin_records_the_sha256_of_the_model_and_the_evaluation(aws_env, bucket):
+    import hashlib
+
+    from pipelines import pinning
+
+    s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
+    s3.put_object(Bucket=bucket, Key="run/model.tar.gz", Body=b"model bytes")
+    s3.put_object(Bucket=bucket, Key="run/evaluation.json", Body=b'{"regression_metrics": {}}')
+    sagemaker.create_model_package_group(ModelPackageGroupName="pinned")
+    arn = sagemaker.create_model_package(
+        ModelPackageGroupName="pinned",
+        InferenceSpecification={
+            "Containers": [{"Image": "xgboost:1.7-1", "ModelDataUrl": f"s3://{bucket}/run/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        ModelMetrics={
+            "ModelQuality": {
+                "Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{bucket}/run/evaluation.json"}
+            }
+        },
+        CustomerMetadataProperties={"GitCommit": "0123abc"},
+    )["ModelPackageArn"]
+
+    digests = pinning.pin(sagemaker, s3, arn)
+
+    expected = {
+        "ModelDataSha256": hashlib.sha256(b"model bytes").hexdigest(),
+        "EvaluationSha256": hashlib.sha256(b'{"regression_metrics": {}}').hexdigest(),
+    }
+    assert digests == expected
+    metadata = sagemaker.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]
+    assert metadata == {"GitCommit": "0123abc", **expected}

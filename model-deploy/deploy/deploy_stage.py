@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from deploy import aws, endpoints, naming, release, stack
+from deploy import artifacts, aws, endpoints, naming, registry, release, stack
 from deploy.environment import Environment
 from deploy.errors import DeployError
 from deploy.paths import TEMPLATE_PATH
@@ -60,6 +60,10 @@ def deploy(environment: Environment, stage: str, inputs: StageInputs, build_dir:
     package_arn = inputs.parameters["ModelPackageArn"]
     name = naming.stack_name(environment.project_name, stage)
     started = time.monotonic()
+    sagemaker = aws.client("sagemaker", environment.region)
+    # Checked again before every stack change, not only at build: the version may have been rejected since.
+    package = registry.require_still_approved(sagemaker, package_arn)
+    artifacts.require_unchanged(aws.client("s3", environment.region), package)
     print(f"Deploying {package_arn} to {stage}: stack {name}", flush=True)
     outcome = stack.deploy_stack(
         aws.client("cloudformation", environment.region),
@@ -72,7 +76,6 @@ def deploy(environment: Environment, stage: str, inputs: StageInputs, build_dir:
     )
     outputs = outputs_of(outcome.stack)
     # Proof, not trust: the endpoint must serve exactly the package this stack was given.
-    sagemaker = aws.client("sagemaker", environment.region)
     served = endpoints.require_serving(sagemaker, outputs["EndpointName"], package_arn)
     status = outcome.stack["StackStatus"]
     build_dir.mkdir(parents=True, exist_ok=True)

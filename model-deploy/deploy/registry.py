@@ -27,6 +27,8 @@ class ModelPackage:
     model_data_url: str = ""
     metrics_uri: str = ""
     metadata: dict = field(default_factory=dict)
+    approval_description: str = ""
+    changed_by: str = ""  # who last changed the package (LastModifiedBy), as far as the registry knows
 
     @classmethod
     def from_description(cls, description: dict) -> ModelPackage:
@@ -42,11 +44,19 @@ class ModelPackage:
             model_data_url=containers[0].get("ModelDataUrl", ""),
             metrics_uri=statistics.get("S3Uri", ""),
             metadata=description.get("CustomerMetadataProperties") or {},
+            approval_description=description.get("ApprovalDescription", ""),
+            changed_by=modifier(description.get("LastModifiedBy") or {}),
         )
 
     @property
     def label(self) -> str:
         return f"{self.group}/{self.version}"
+
+
+def modifier(last_modified_by: dict) -> str:
+    """A readable name for SageMaker's LastModifiedBy: the IAM identity, else the Studio user profile."""
+    identity = last_modified_by.get("IamIdentity") or {}
+    return identity.get("Arn") or last_modified_by.get("UserProfileName") or ""
 
 
 def describe(sagemaker, arn: str) -> ModelPackage:
@@ -73,6 +83,23 @@ def require_deployable(package: ModelPackage, group: str) -> None:
             f"model package {package.arn} is {package.approval_status}, not {APPROVED}: approve it in the model "
             "registry first (or run the pipeline without MODEL_PACKAGE_ARN to deploy the latest approved version)"
         )
+
+
+def require_still_approved(sagemaker, arn: str) -> ModelPackage:
+    """Read the package's status again, right before a stack changes: a version rejected since build never serves.
+
+    build checked it once, but a person may reject the version while the pipeline waits at the prod button.
+    """
+    package = describe(sagemaker, arn)
+    if package.approval_status != APPROVED:
+        who = package.changed_by or "(the registry does not say who)"
+        why = f', reason: "{package.approval_description}"' if package.approval_description else ""
+        raise DeployError(
+            f"refusing to deploy model package {package.label} ({arn}): it is {package.approval_status} now, "
+            f"not {APPROVED} (changed by {who}{why}). Nothing was changed. Approve it again in the model registry "
+            "if that was a mistake; otherwise the rejection has started a rollback pipeline."
+        )
+    return package
 
 
 def approved_versions(sagemaker, group: str) -> list[dict]:

@@ -1,16 +1,19 @@
 """rollback [STAGE]: put the previous Approved version back on a stage (production by default).
 
 Runs on a Rejected approval event (MODEL_APPROVAL_STATUS=Rejected, MODEL_PACKAGE_ARN = the rejected
-version) or by hand. "Previous" is the newest Approved version older than the one the stage
-serves now. A rejection of a version the stage does not serve (or of any version, while the stage
-has no deployment yet) changes nothing. The stage's inputs are built in memory, as build does.
+version), once for staging and once for prod, or by hand. "Previous" is the newest Approved version
+older than the one the stage serves now. A rejection of a version the stage does not serve (or of
+any version, while the stage has no deployment yet) changes nothing. When the stage serves a version
+that is no longer Approved and no older Approved version exists, the stage stops serving: its stack
+is deleted. The stage's inputs are built in memory, as build does.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from deploy import aws, build, deploy_stage, naming, registry
+from deploy import aws, build, deploy_stage, naming, registry, stack
 from deploy.environment import Environment
 from deploy.errors import DeployError
 
@@ -24,16 +27,20 @@ def rejection_elsewhere(environment: Environment, serving_arn: str | None) -> bo
     )
 
 
-def choose_target(sagemaker, environment: Environment, serving_arn: str) -> registry.ModelPackage:
-    """The newest Approved version older than the one served."""
-    serving = registry.describe(sagemaker, serving_arn)
-    target = registry.previous_approved(sagemaker, environment.model_package_group, serving.version)
-    if target is None:
-        raise DeployError(
-            f"no Approved version older than {serving.label} in group {environment.model_package_group!r}: "
-            "nothing to roll back to. Approve an earlier version, or deploy a fixed model."
-        )
-    return target
+def stop_serving(environment: Environment, stage: str, serving: registry.ModelPackage, build_dir: Path) -> None:
+    """Delete the stage's stack: a rejected model must not serve, even when there is nothing to replace it with."""
+    cloudformation = aws.client("cloudformation", environment.region)
+    name = naming.stack_name(environment.project_name, stage)
+    print(
+        f"{stage} serves {serving.label}, which is {serving.approval_status}, and no older version is Approved: "
+        f"deleting stack {name} so that {stage} stops serving it",
+        flush=True,
+    )
+    stack.delete_and_wait(cloudformation, stack.describe_stack(cloudformation, name), deploy_stage.waiting())
+    build_dir.mkdir(parents=True, exist_ok=True)
+    record = {"StackName": name, "StackStatus": "DELETE_COMPLETE", "Action": "deleted", "Rejected": serving.arn}
+    (build_dir / f"{stage}-outputs.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"{stage}: not serving any model now (stack {name} deleted). Approve a version to deploy it again.")
 
 
 def run(environment: Environment, stage: str, build_dir: Path) -> int:
@@ -46,7 +53,17 @@ def run(environment: Environment, stage: str, build_dir: Path) -> int:
         return 0
     if serving_arn is None:
         raise DeployError(f"stack {stack_name} does not exist: no {stage} deployment to roll back")
-    target = choose_target(aws.client("sagemaker", environment.region), environment, serving_arn)
+    sagemaker = aws.client("sagemaker", environment.region)
+    serving = registry.describe(sagemaker, serving_arn)
+    target = registry.previous_approved(sagemaker, environment.model_package_group, serving.version)
+    if target is None and serving.approval_status != registry.APPROVED:
+        stop_serving(environment, stage, serving, build_dir)
+        return 0
+    if target is None:
+        raise DeployError(
+            f"no Approved version older than {serving.label} in group {environment.model_package_group!r}: "
+            "nothing to roll back to. Approve an earlier version, or deploy a fixed model."
+        )
     print(f"Rolling {stage} back from {serving_arn} to {target.arn} (the previous Approved version)")
     deploy_stage.deploy(environment, stage, build.stage_inputs(environment, target, stage), build_dir)
     return 0

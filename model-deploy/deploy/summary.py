@@ -11,7 +11,7 @@ def stage_line(environment: Environment, stage: str) -> str:
     stack_name = naming.stack_name(environment.project_name, stage)
     described = stack.describe_stack(aws.client("cloudformation", environment.region), stack_name)
     if described is None:
-        return f"  {stage:<8} not deployed (no stack {stack_name})"
+        return f"  {stage:<8} not serving: no stack {stack_name}"
     try:
         endpoint_name = deploy_stage.outputs_of(described)["EndpointName"]
         served = endpoints.describe(aws.client("sagemaker", environment.region), endpoint_name)

@@ -8,6 +8,7 @@ moto answers `invoke_endpoint` with a canned body, so predictions never come fro
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import itertools
 import json
@@ -69,6 +70,10 @@ class Abalone:
     constant_model_tar: bytes
     good_rmse: float
     rows: int
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def model_tar(booster: xgboost.Booster) -> bytes:
@@ -237,7 +242,9 @@ class Project:
             "MODEL_EXECUTION_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/{self.name}-model-execution",
         }
 
-    def register(self, approval: str = "Approved", model: str = "good", group: str | None = None) -> str:
+    def register(
+        self, approval: str = "Approved", model: str = "good", group: str | None = None, pin: bool = True
+    ) -> str:
         """Register a version the way the model-build pipeline does; returns its ARN."""
         group = group or self.group
         prefix = f"s3://{self.bucket}/{group}/run-{next(_project_numbers)}"
@@ -252,9 +259,12 @@ class Project:
             },
             "test_rows": self.abalone.rows,
         }
+        evaluation_json = json.dumps(evaluation).encode()
         self.put(f"{prefix}/Preprocess/test/test.csv", self.abalone.test_csv.encode())
         self.put(f"{prefix}/Train/model.tar.gz", tar)
-        self.put(f"{prefix}/Evaluate/evaluation/evaluation.json", json.dumps(evaluation).encode())
+        self.put(f"{prefix}/Evaluate/evaluation/evaluation.json", evaluation_json)
+        # As run_pipeline pins them after registration (model-build's pipelines/pinning.py).
+        digests = {"ModelDataSha256": sha256(tar), "EvaluationSha256": sha256(evaluation_json)} if pin else {}
         response = self.sagemaker.create_model_package(
             ModelPackageGroupName=group,
             ModelApprovalStatus=approval,
@@ -277,6 +287,7 @@ class Project:
                 "GitLabPipelineUrl": "https://gitlab.example.com/ml/model-build/-/pipelines/1",
                 "InputDataUrl": f"s3://{self.bucket}/data/abalone.csv",
                 "TestDataUrl": f"{prefix}/Preprocess/test",
+                **digests,
             },
         )
         return response["ModelPackageArn"]

@@ -65,6 +65,7 @@ def test_each_environment_has_its_tier_url_lock_and_role(ci):
         ("staging-deploy", "staging", "$STAGING_DEPLOY_ROLE_ARN"),
         ("production-deploy", "production", "$PROD_DEPLOY_ROLE_ARN"),
         ("production-rollback", "production", "$PROD_DEPLOY_ROLE_ARN"),
+        ("staging-rollback", "staging", "$STAGING_DEPLOY_ROLE_ARN"),
     ):
         job = ci[name]
         assert job["environment"]["name"] == environment
@@ -92,6 +93,10 @@ def test_a_rejection_runs_only_the_rollback(ci):
     assert rollback["rules"][-1] == {"when": "manual", "allow_failure": True}
     assert rollback["needs"] == []
     assert rollback["script"] == ["python -m deploy rollback prod"]
+    staging = ci["staging-rollback"]
+    assert staging["rules"] == [{"if": rejected, "when": "on_success"}, {"when": "never"}]
+    assert staging["needs"] == []
+    assert staging["script"] == ["python -m deploy rollback staging"]
     assert ci["staging-deploy"]["script"] == ["python -m deploy deploy-stage staging"]
     assert ci["production-deploy"]["script"] == ["python -m deploy deploy-stage prod"]
 

@@ -92,3 +92,59 @@ def test_rollback_without_a_production_stack_fails_clearly(project, capsys):
     project.register()
     assert project.run("rollback") == 1
     assert "no prod deployment to roll back" in capsys.readouterr().err
+
+
+def test_a_version_rejected_after_staging_is_refused_at_the_prod_button(project, monkeypatch, capsys):
+    arn = project.register()
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", arn)
+    assert project.run("build") == 0
+    assert project.run("deploy-stage", "staging") == 0
+    project.sagemaker.update_model_package(
+        ModelPackageArn=arn, ModelApprovalStatus="Rejected", ApprovalDescription="drift in the new data"
+    )
+    capsys.readouterr()
+
+    # The button of the pipeline that is still waiting: its release.json says Approved, the registry does not.
+    assert project.run("deploy-stage", "prod") == 1
+
+    err = capsys.readouterr().err
+    assert f"refusing to deploy model package {project.name}/1 ({arn}): it is Rejected now" in err
+    assert 'reason: "drift in the new data"' in err
+    with pytest.raises(ClientError, match="does not exist"):
+        project.stack("prod")
+
+
+def test_rejecting_the_version_staging_serves_rolls_staging_back(project, monkeypatch, capsys):
+    previous = project.register()
+    rejected = project.register()
+    deploy_to_prod(project, monkeypatch, previous)
+    assert project.run("deploy-stage", "staging") == 0  # the release of `previous`
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", rejected)
+    assert project.run("build") == 0
+    assert project.run("deploy-stage", "staging") == 0
+    prod_events = project.stack_events("prod")
+    reject(project, rejected)
+    monkeypatch.setenv("MODEL_APPROVAL_STATUS", "Rejected")
+
+    assert project.run("rollback", "staging") == 0
+    assert project.run("rollback", "prod") == 0
+
+    assert project.served_packages("staging") == [previous]
+    assert project.served_packages("prod") == [previous]
+    assert project.stack_events("prod") == prod_events  # prod never served the rejected version: untouched
+
+
+def test_rejection_without_a_previous_approved_version_stops_the_stage_serving(project, monkeypatch, capsys):
+    only = project.register()
+    deploy_to_prod(project, monkeypatch, only)
+    reject(project, only)
+    monkeypatch.setenv("MODEL_APPROVAL_STATUS", "Rejected")
+    capsys.readouterr()
+
+    assert project.run("rollback", "prod") == 0
+
+    assert "prod: not serving any model now" in capsys.readouterr().out
+    with pytest.raises(ClientError, match="does not exist"):
+        project.stack("prod")
+    assert project.run("summary") == 0
+    assert f"prod     not serving: no stack sagemaker-{project.name}-deploy-prod" in capsys.readouterr().out

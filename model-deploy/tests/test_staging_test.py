@@ -109,7 +109,7 @@ def test_summary_says_when_the_staged_version_has_no_staging_results(project, mo
 
     out = capsys.readouterr().out
     assert f"No staging test results yet for {project.group}/1 (s3://{project.bucket}/staging-tests/" in out
-    assert "prod     not deployed" in out
+    assert "prod     not serving: no stack" in out
 
 
 def test_staging_tests_fail_when_predictions_are_wrong(project, monkeypatch, runtime_double):

@@ -67,7 +67,8 @@ class TestModelDeployStandalone:
         jobs = list_jobs(
             repos["model-deploy"], CI_PIPELINE_SOURCE="trigger", MODEL_PACKAGE_ARN=ARN, MODEL_APPROVAL_STATUS="Rejected"
         )
-        assert set(jobs) == {"production-rollback"} and jobs["production-rollback"].when == "on_success"
+        assert set(jobs) == {"staging-rollback", "production-rollback"}
+        assert {job.when for job in jobs.values()} == {"on_success"}
 
     def test_a_web_run_redeploys_the_latest_approved_version(self, repos, list_jobs):
         jobs = list_jobs(repos["model-deploy"], CI_PIPELINE_SOURCE="web")
