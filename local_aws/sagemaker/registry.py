@@ -1,4 +1,5 @@
-"""UpdateModelPackage with AWS semantics, and the approval event AWS sends to EventBridge.
+"""CreateModelPackage and UpdateModelPackage with AWS semantics, and the state-change event AWS sends
+to EventBridge on both.
 
 moto's UpdateModelPackage replaces ApprovalDescription and CustomerMetadataProperties with
 whatever the request carries (nothing, if the field is left out) and emits no event. AWS keeps
@@ -22,6 +23,7 @@ from typing import Any
 
 from local_aws.core import api
 from local_aws.events import bus as events
+from local_aws.sagemaker import idempotency
 
 DETAIL_TYPE = "SageMaker Model Package State Change"
 SOURCE = "aws.sagemaker"
@@ -40,6 +42,29 @@ TRACKED_FIELDS = (
 
 # Describe-then-update must not interleave with another update of the same registry.
 _update_lock = threading.Lock()
+
+
+def create_model_package(request: dict[str, Any], context: api.Context) -> dict[str, Any]:
+    """CreateModelPackage as AWS does it: ClientToken makes it idempotent, a version's approval status
+    defaults to PendingManualApproval, and the creation sends the state-change event."""
+
+    def create() -> dict[str, Any]:
+        complete = dict(request)
+        complete.pop("ClientToken", None)  # moto does not know it; idempotency is answered here
+        if complete.get("ModelPackageGroupName") and not complete.get("ModelApprovalStatus"):
+            complete["ModelApprovalStatus"] = "PendingManualApproval"
+        sagemaker = context.client("sagemaker")
+        arn = sagemaker.create_model_package(**complete)["ModelPackageArn"]
+        events.emit(created_event(sagemaker, arn))
+        return {"ModelPackageArn": arn}
+
+    return idempotency.once(context.state_dir, "CreateModelPackage", request.get("ClientToken"), create)
+
+
+def created_event(sagemaker, arn: str) -> dict:
+    """The event AWS sends when a package is created: the package, no UpdatedModelPackageFields.
+    A new version is PendingManualApproval, so the approval rule (Approved/Rejected) ignores it."""
+    return state_change_event(_describe(sagemaker, arn), None)
 
 
 def update_model_package(request: dict[str, Any], context: api.Context) -> dict[str, Any]:
@@ -79,12 +104,15 @@ def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return [name for name in TRACKED_FIELDS if before.get(name) != after.get(name)]
 
 
-def state_change_event(package: dict[str, Any], updated_fields: list[str], now: dt.datetime | None = None) -> dict:
+def state_change_event(
+    package: dict[str, Any], updated_fields: list[str] | None, now: dt.datetime | None = None
+) -> dict:
     """The EventBridge event AWS delivers for a model package change (documented shape)."""
     arn = package["ModelPackageArn"]
     _, _, _, region, account, _ = arn.split(":", 5)
     detail = {name: _iso_timestamps(value) for name, value in package.items() if name != "ResponseMetadata"}
-    detail["UpdatedModelPackageFields"] = updated_fields
+    if updated_fields is not None:  # an update's event says what changed; a creation's has no such list
+        detail["UpdatedModelPackageFields"] = updated_fields
     return {
         "version": "0",
         "id": str(uuid.uuid4()),

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE = "xgboost-model"
 CSV = "text/csv"
+LIBSVM = "text/libsvm"  # the built-in XGBoost container's other input format
 
 
 class InvokeError(Exception):
@@ -148,6 +149,33 @@ def parse_csv(body: bytes, num_features: int) -> np.ndarray:
     return rows
 
 
+def parse_libsvm(body: bytes, num_features: int) -> np.ndarray:
+    """LIBSVM rows ("[label] index:value ..."), as XGBoost's parser reads them: an index is the column
+    number, a leading token without ":" is a label (ignored at inference), a left-out column is missing."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise model_error(400, f"payload is not UTF-8 text ({error})") from error
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        raise model_error(400, "empty payload: send one or more LIBSVM rows (index:value pairs)")
+    rows = np.full((len(lines), num_features), np.nan, dtype=np.float32)
+    for number, line in enumerate(lines, 1):
+        tokens = line.split()
+        if tokens and ":" not in tokens[0]:
+            tokens = tokens[1:]
+        for token in tokens:
+            index, _, value = token.partition(":")
+            try:
+                column, number_value = int(index), float(value)
+            except ValueError:
+                raise model_error(400, f"row {number}: {token[:40]!r} is not index:value") from None
+            if not 0 <= column < num_features:
+                raise model_error(400, f"row {number}: feature index {column} is outside 0..{num_features - 1}")
+            rows[number - 1, column] = number_value
+    return rows
+
+
 def _parse_row(line: str, number: int, num_features: int) -> list[float]:
     values = []
     for column, field in enumerate(line.split(","), 1):
@@ -191,11 +219,12 @@ class SageMakerRuntime:
     ) -> Invocation:
         variant, model_data_url = self.resolve(endpoint_name, region, target_variant)
         predictor = self.predictor(model_data_url, region)
-        if _media_type(content_type) != CSV:
-            raise model_error(415, f"content type {content_type or '(none)'} is not supported: send {CSV}")
+        parse = {CSV: parse_csv, LIBSVM: parse_libsvm}.get(_media_type(content_type))
+        if parse is None:
+            raise model_error(415, f"content type {content_type or '(none)'} is not supported: send {CSV} or {LIBSVM}")
         if _media_type(accept) not in ("", "*/*", CSV):
             raise model_error(406, f"accept type {accept} is not supported: ask for {CSV}")
-        rows = parse_csv(body, predictor.num_features)
+        rows = parse(body, predictor.num_features)
         return Invocation(format_csv(predictor.predict(rows)), CSV, variant)
 
     def resolve(self, endpoint_name: str, region: str, target_variant: str | None = None) -> tuple[str, str]:

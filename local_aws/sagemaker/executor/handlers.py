@@ -14,6 +14,8 @@ import threading
 import time
 
 from local_aws.core import api
+from local_aws.sagemaker import idempotency, listing, step_outputs
+from local_aws.sagemaker.executor import runner as runner_module
 from local_aws.sagemaker.executor.runner import Runner, Settings
 from local_aws.sagemaker.executor.store import ExecutionStore
 
@@ -22,11 +24,23 @@ _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
 def start_pipeline_execution(request: dict, context: api.Context) -> dict:
+    # The same ClientRequestToken again is the same request: the first execution's ARN, nothing started.
+    return idempotency.once(
+        context.state_dir, "StartPipelineExecution", request.get("ClientRequestToken"), lambda: _start(request, context)
+    )
+
+
+def _start(request: dict, context: api.Context) -> dict:
     sagemaker = context.client("sagemaker")
     pipeline = sagemaker.describe_pipeline(PipelineName=request["PipelineName"])  # moto's errors pass through
     if not pipeline.get("PipelineDefinition"):
-        raise api.LocalApiError("ValidationException", "the local executor needs the definition stored inline")
-    definition = json.loads(pipeline["PipelineDefinition"])
+        raise api.LocalApiError("ValidationException", f"Pipeline {pipeline['PipelineName']} has no definition")
+    try:
+        definition = json.loads(pipeline["PipelineDefinition"])
+    except ValueError:
+        raise api.LocalApiError(
+            "ValidationException", f"The definition of pipeline {pipeline['PipelineName']} is not valid JSON"
+        ) from None
     declared = {p["Name"]: p for p in definition.get("Parameters", [])}
     given = {p["Name"]: p["Value"] for p in request.get("PipelineParameters", [])}
     unknown = sorted(set(given) - set(declared))
@@ -39,6 +53,10 @@ def start_pipeline_execution(request: dict, context: api.Context) -> dict:
         if name not in given and "DefaultValue" not in parameter:
             raise api.LocalApiError("ValidationException", f"Parameter {name} has no default and no value was given")
         resolved.append({"Name": name, "Value": _typed(parameter, given.get(name, parameter.get("DefaultValue")))})
+    selective = request.get("SelectiveExecutionConfig")
+    reuse, selected, reference_arn = {}, None, None
+    if selective:
+        reference_arn, reuse, selected = _selection(selective, pipeline, definition, context)
 
     execution_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
     now = time.time()
@@ -51,9 +69,76 @@ def start_pipeline_execution(request: dict, context: api.Context) -> dict:
         "PipelineParameters": request.get("PipelineParameters", []),
         "ResolvedParameters": resolved,
         "Steps": [],
+        # The definition this execution runs, as DescribePipelineDefinitionForExecution answers it after an update.
+        "PipelineDefinition": pipeline["PipelineDefinition"],
     }
+    if request.get("PipelineExecutionDescription"):
+        execution["PipelineExecutionDescription"] = request["PipelineExecutionDescription"]
+    parallelism = request.get("ParallelismConfiguration") or pipeline.get("ParallelismConfiguration")
+    if parallelism:
+        # Honoured trivially: the local executor runs one step at a time, never more than the limit.
+        execution["ParallelismConfiguration"] = parallelism
+    if selective:
+        execution["SelectiveExecutionConfig"] = {**selective, "SourcePipelineExecutionArn": reference_arn}
+    ExecutionStore(context.state_dir).save(execution)
+    _launch(execution, definition, context, reuse=reuse, selected=selected, reference_arn=reference_arn)
+    return {"PipelineExecutionArn": execution["PipelineExecutionArn"]}
+
+
+def _selection(selective: dict, pipeline: dict, definition: dict, context: api.Context):
+    """(reference ARN, reused outputs, selected names) of a SelectiveExecutionConfig, checked as AWS checks it."""
+    reference_arn = selective.get("SourcePipelineExecutionArn")
+    if reference_arn is None:  # AWS takes the latest successful execution of the pipeline
+        done = [
+            e
+            for e in ExecutionStore(context.state_dir).for_pipeline(pipeline["PipelineArn"])
+            if e["PipelineExecutionStatus"] == "Succeeded"
+        ]
+        if not done:
+            raise api.LocalApiError(
+                "ValidationException", f"Pipeline {pipeline['PipelineName']} has no successful execution to reuse"
+            )
+        reference_arn = max(done, key=_started)["PipelineExecutionArn"]
+    reference = _load(reference_arn, context)
+    if reference["PipelineArn"] != pipeline["PipelineArn"]:
+        raise api.LocalApiError(
+            "ValidationException", f"Reference execution {reference_arn} is not an execution of this pipeline"
+        )
+    if reference["PipelineExecutionStatus"] not in ("Succeeded", "Failed"):
+        raise api.LocalApiError(
+            "ValidationException",
+            f"Reference execution {reference_arn} is {reference['PipelineExecutionStatus']}: "
+            "it must be Succeeded or Failed",
+        )
+    steps = {step["Name"]: step for step in runner_module.every_step(definition)}
+    selected = {item["StepName"] for item in selective["SelectedSteps"]}
+    unknown = sorted(selected - steps.keys())
+    if unknown:
+        raise api.LocalApiError("ValidationException", f"Selected steps {unknown} are not steps of the pipeline")
+    outputs = step_outputs.load(context.state_dir, reference_arn)
+    for name in sorted(selected):
+        missing = sorted(
+            d for d in runner_module.dependencies_of(steps[name]) if d not in selected and d not in outputs
+        )
+        if missing:
+            raise api.LocalApiError(
+                "ValidationException",
+                f"Step {name} depends on {missing}, which neither are selected nor succeeded in {reference_arn}",
+            )
+    # Reused: the reference's steps upstream of the selection. What comes after a selected step does not run
+    # (AWS runs the selected steps only), and the reference's results of it would be stale.
+    needs = {name: runner_module.dependencies_of(step) for name, step in steps.items()}
+    downstream, grew = set(selected), True
+    while grew:
+        grown = downstream | {name for name, wanted in needs.items() if wanted & downstream}
+        grew, downstream = grown != downstream, grown
+    reuse = {name: entry for name, entry in outputs.items() if name not in downstream}
+    return reference_arn, reuse, selected
+
+
+def _launch(execution: dict, definition: dict, context: api.Context, **plan) -> None:
     store = ExecutionStore(context.state_dir)
-    store.save(execution)
+    sagemaker = context.client("sagemaker")
     settings = Settings(
         state_dir=context.state_dir,
         arn_prefix=f"arn:aws:sagemaker:{context.region}:{context.account_id}",
@@ -66,17 +151,17 @@ def start_pipeline_execution(request: dict, context: api.Context) -> dict:
             "AWS_DEFAULT_REGION": context.region,
         },
     )
-    runner = Runner(execution, definition, settings, store)
-    _running[execution["PipelineExecutionArn"]] = runner
+    runner = Runner(execution, definition, settings, store, **plan)
+    arn = execution["PipelineExecutionArn"]
+    _running[arn] = runner
 
     def run() -> None:
         try:
             runner.run()
         finally:
-            _running.pop(execution["PipelineExecutionArn"], None)
+            _running.pop(arn, None)
 
-    threading.Thread(target=run, name=f"pipeline-{execution_id}", daemon=True).start()
-    return {"PipelineExecutionArn": execution["PipelineExecutionArn"]}
+    threading.Thread(target=run, name=f"pipeline-{arn.rsplit('/', 1)[1]}", daemon=True).start()
 
 
 def describe_pipeline_execution(request: dict, context: api.Context) -> dict:
@@ -84,47 +169,117 @@ def describe_pipeline_execution(request: dict, context: api.Context) -> dict:
     keys = ("PipelineArn", "PipelineExecutionArn", "PipelineExecutionDisplayName", "PipelineExecutionStatus")
     answer = {key: execution[key] for key in keys}
     answer.update(CreationTime=execution["CreationTime"], LastModifiedTime=execution["LastModifiedTime"])
-    if execution.get("FailureReason"):
-        answer["FailureReason"] = execution["FailureReason"]
+    for key in (
+        "PipelineExecutionDescription",
+        "FailureReason",
+        "ParallelismConfiguration",
+        "SelectiveExecutionConfig",
+    ):
+        if execution.get(key):
+            answer[key] = execution[key]
+    # AWS's default experiment config: the pipeline's name and the execution's id (its jobs carry the same).
+    answer["PipelineExperimentConfig"] = {
+        "ExperimentName": execution["PipelineArn"].rsplit("/", 1)[1],
+        "TrialName": execution["PipelineExecutionArn"].rsplit("/", 1)[1],
+    }
     return answer
+
+
+def describe_pipeline_definition_for_execution(request: dict, context: api.Context) -> dict:
+    execution = _load(request["PipelineExecutionArn"], context)
+    definition = execution.get("PipelineDefinition")
+    if definition is None:  # an execution started before the stack kept definitions: the pipeline's current one
+        definition = context.client("sagemaker").describe_pipeline(PipelineName=execution["PipelineArn"])[
+            "PipelineDefinition"
+        ]
+    return {"PipelineDefinition": definition, "CreationTime": execution["CreationTime"]}
 
 
 def list_pipeline_execution_steps(request: dict, context: api.Context) -> dict:
     steps = sorted(_load(request["PipelineExecutionArn"], context)["Steps"], key=lambda s: s["StartTime"])
     if request.get("SortOrder", "Descending") == "Descending":
         steps.reverse()
-    return {"PipelineExecutionSteps": steps}
+    return listing.page("ListPipelineExecutionSteps", steps, request, "PipelineExecutionSteps")
 
 
 def list_pipeline_executions(request: dict, context: api.Context) -> dict:
     pipeline = context.client("sagemaker").describe_pipeline(PipelineName=request["PipelineName"])
-    executions = sorted(ExecutionStore(context.state_dir).for_pipeline(pipeline["PipelineArn"]), key=_started)
-    if request.get("SortOrder", "Descending") == "Descending":
-        executions.reverse()
-    return {
-        "PipelineExecutionSummaries": [
-            {
-                "PipelineExecutionArn": e["PipelineExecutionArn"],
-                "StartTime": e["CreationTime"],
-                "PipelineExecutionStatus": e["PipelineExecutionStatus"],
-                "PipelineExecutionDisplayName": e["PipelineExecutionDisplayName"],
-            }
-            for e in executions
-        ]
-    }
+    executions = ExecutionStore(context.state_dir).for_pipeline(pipeline["PipelineArn"])
+    executions = [_load(e["PipelineExecutionArn"], context) for e in executions]
+    executions = listing.within(executions, "CreationTime", request.get("CreatedAfter"), request.get("CreatedBefore"))
+    keys = {"CreationTime": _started, "PipelineExecutionArn": lambda e: e["PipelineExecutionArn"]}
+    executions = listing.sort(executions, request, keys, "CreationTime")
+    summaries = []
+    for e in executions:
+        summary = {
+            "PipelineExecutionArn": e["PipelineExecutionArn"],
+            "StartTime": e["CreationTime"],
+            "PipelineExecutionStatus": e["PipelineExecutionStatus"],
+            "PipelineExecutionDisplayName": e["PipelineExecutionDisplayName"],
+        }
+        if e.get("PipelineExecutionDescription"):
+            summary["PipelineExecutionDescription"] = e["PipelineExecutionDescription"]
+        if e.get("FailureReason"):
+            summary["PipelineExecutionFailureReason"] = e["FailureReason"]
+        summaries.append(summary)
+    return listing.page("ListPipelineExecutions", summaries, request, "PipelineExecutionSummaries")
 
 
 def list_pipeline_parameters_for_execution(request: dict, context: api.Context) -> dict:
-    return {"PipelineParameters": _load(request["PipelineExecutionArn"], context)["PipelineParameters"]}
+    parameters = _load(request["PipelineExecutionArn"], context)["PipelineParameters"]
+    return listing.page("ListPipelineParametersForExecution", parameters, request, "PipelineParameters")
 
 
 def stop_pipeline_execution(request: dict, context: api.Context) -> dict:
+    def stop() -> dict:
+        arn = request["PipelineExecutionArn"]
+        execution = _load(arn, context)
+        runner = _running.get(arn)
+        if runner is None or execution["PipelineExecutionStatus"] != "Executing":
+            raise api.LocalApiError("ValidationException", f"Pipeline execution {arn} is not executing")
+        runner.stop_requested.set()  # takes effect before the next step starts, as Stopping does on AWS
+        return {"PipelineExecutionArn": arn}
+
+    return idempotency.once(context.state_dir, "StopPipelineExecution", request.get("ClientRequestToken"), stop)
+
+
+def retry_pipeline_execution(request: dict, context: api.Context) -> dict:
+    """Run a failed or stopped execution again from where it failed: succeeded steps keep their results."""
+
+    def retry() -> dict:
+        arn = request["PipelineExecutionArn"]
+        execution = _load(arn, context)
+        status = execution["PipelineExecutionStatus"]
+        if status not in ("Failed", "Stopped") or arn in _running:
+            raise api.LocalApiError(
+                "ValidationException",
+                f"Pipeline execution {arn} is {status}: only a Failed or Stopped one can be retried",
+            )
+        reuse = step_outputs.load(context.state_dir, arn)
+        # The retried steps start over: their failed records go, the succeeded ones stay as they were.
+        execution["Steps"] = [
+            s for s in execution["Steps"] if s["StepStatus"] == "Succeeded" and s["StepName"] in reuse
+        ]
+        execution["PipelineExecutionStatus"] = "Executing"
+        execution.pop("FailureReason", None)
+        if request.get("ParallelismConfiguration"):
+            execution["ParallelismConfiguration"] = request["ParallelismConfiguration"]
+        ExecutionStore(context.state_dir).save(execution)
+        _launch(execution, json.loads(execution["PipelineDefinition"]), context, reuse=reuse)
+        return {"PipelineExecutionArn": arn}
+
+    return idempotency.once(context.state_dir, "RetryPipelineExecution", request.get("ClientRequestToken"), retry)
+
+
+def update_pipeline_execution(request: dict, context: api.Context) -> dict:
     arn = request["PipelineExecutionArn"]
-    execution = _load(arn, context)
+    store = ExecutionStore(context.state_dir)
     runner = _running.get(arn)
-    if runner is None or execution["PipelineExecutionStatus"] != "Executing":
-        raise api.LocalApiError("ValidationException", f"Pipeline execution {arn} is not executing")
-    runner.stop_requested.set()  # takes effect before the next step starts, as Stopping does on AWS
+    execution = runner.execution if runner is not None else _load(arn, context)  # a running one: its live record
+    for key in ("PipelineExecutionDescription", "PipelineExecutionDisplayName", "ParallelismConfiguration"):
+        if key in request:
+            execution[key] = request[key]
+    store.save(execution)
     return {"PipelineExecutionArn": arn}
 
 
@@ -166,4 +321,7 @@ OPERATIONS = {
     "ListPipelineExecutions": list_pipeline_executions,
     "ListPipelineParametersForExecution": list_pipeline_parameters_for_execution,
     "StopPipelineExecution": stop_pipeline_execution,
+    "RetryPipelineExecution": retry_pipeline_execution,
+    "UpdatePipelineExecution": update_pipeline_execution,
+    "DescribePipelineDefinitionForExecution": describe_pipeline_definition_for_execution,
 }

@@ -21,7 +21,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from local_aws.sagemaker.executor import expressions, s3files, step_types
+from local_aws.events import bus as events
+from local_aws.sagemaker import jobs, registry, step_outputs
+from local_aws.sagemaker.executor import expressions, faults, s3files, step_types
 from local_aws.sagemaker.executor.store import ExecutionStore
 
 log = logging.getLogger("local_aws.sagemaker.executor")
@@ -41,6 +43,15 @@ CACHE_ATTRIBUTES = {
 }
 JOB_STEPS = {"Processing": step_types.run_processing, "Training": step_types.run_training}
 SUPPORTED_TYPES = {"Processing", "Training", "RegisterModel", "Condition", "Fail"}
+# A RetryPolicy's defaults (SageMaker developer guide, "Retry Policy for Pipeline Steps").
+RETRY_DEFAULTS = {"IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 5}
+# How a job's failure reason starts -> the SageMaker.* exception type a RetryPolicy names.
+JOB_ERROR_TYPES = {
+    "CapacityError": "SageMaker.CAPACITY_ERROR",
+    "InternalServerError": "SageMaker.JOB_INTERNAL_ERROR",
+    "ResourceLimitExceeded": "SageMaker.RESOURCE_LIMIT",
+}
+THROTTLING_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 _DURATION = re.compile(
     r"^P?(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$", re.IGNORECASE
 )
@@ -57,12 +68,26 @@ def expire_after_seconds(text: str | None) -> float:
     return ((((years * 365 + months * 30 + weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60) + seconds
 
 
+def entry_args(entry: dict) -> dict:
+    return {"properties": entry["Properties"], "metadata": entry["Metadata"]}
+
+
 def _with_branches(steps: list[dict]):
     """The steps, and the steps of every Condition's branches, depth first."""
     for step in steps:
         yield step
         if step["Type"] == "Condition":
             yield from _with_branches(step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", []))
+
+
+def every_step(definition: dict) -> list[dict]:
+    return list(_with_branches(definition.get("Steps", [])))
+
+
+def dependencies_of(step: dict) -> set[str]:
+    """The steps `step` waits for: DependsOn and the steps its arguments read (`Get Steps.X...`)."""
+    arguments = {k: v for k, v in step["Arguments"].items() if k not in ("IfSteps", "ElseSteps")}
+    return set(step.get("DependsOn", [])) | expressions.references(arguments)
 
 
 @dataclass
@@ -76,9 +101,39 @@ class Settings:
     environment: dict[str, str]
 
 
+def exception_type(failure: Exception) -> str | None:
+    """The RetryPolicy exception type of a step's failure (None: SageMaker never retries it)."""
+    explicit = getattr(failure, "exception_type", None)
+    if explicit:
+        return explicit
+    if isinstance(failure, ClientError):
+        if failure.response.get("Error", {}).get("Code") in THROTTLING_CODES:
+            return "Step.THROTTLING"
+        if failure.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400) >= 500:
+            return "Step.SERVICE_FAULT"
+    if isinstance(failure, step_types.StepFailure):
+        return JOB_ERROR_TYPES.get(failure.reason.split(":", 1)[0])
+    return None
+
+
 class Runner:
-    def __init__(self, execution: dict, definition: dict, settings: Settings, store: ExecutionStore):
+    def __init__(
+        self,
+        execution: dict,
+        definition: dict,
+        settings: Settings,
+        store: ExecutionStore,
+        reuse: dict[str, dict] | None = None,
+        selected: set[str] | None = None,
+        reference_arn: str | None = None,
+    ):
+        """`reuse`: step name -> {"Properties", "Metadata"} of steps that do not run again (a selective
+        execution's reference, or a retried execution's succeeded steps); `selected`: with a selective
+        execution, the only steps that run; `reference_arn`: the selective execution's reference."""
         self.execution = execution
+        self.reuse = reuse or {}
+        self.selected = selected
+        self.reference_arn = reference_arn
         self.definition = definition
         self.settings = settings
         self.store = store
@@ -129,7 +184,12 @@ class Runner:
             if ready is None:
                 break  # what is left waits for steps that never ran (a branch not taken)
             pending.remove(ready)
-            outcome = self._run_step(ready)
+            if ready["Name"] in self.reuse:
+                outcome = self._reuse_step(ready)
+            elif self.selected is not None and ready["Name"] not in self.selected:
+                continue  # a selective execution runs its selected steps only: this one, and what needs it, wait
+            else:
+                outcome = self._run_step(ready)
             if outcome is None:
                 self._finish("Failed", f"Step failure: step {ready['Name']} failed")
                 return
@@ -142,8 +202,24 @@ class Runner:
         self._finish("Succeeded", "")
 
     def _dependencies(self, step: dict) -> set[str]:
-        arguments = {k: v for k, v in step["Arguments"].items() if k not in ("IfSteps", "ElseSteps")}
-        return set(step.get("DependsOn", [])) | expressions.references(arguments)
+        return dependencies_of(step)
+
+    def _reuse_step(self, step: dict) -> step_types.Outcome:
+        """A step that does not run again: its earlier outputs feed the steps that do."""
+        entry = self.reuse[step["Name"]]
+        outcome = step_types.Outcome(entry["Properties"], entry["Metadata"])
+        self.scope.steps[step["Name"]] = outcome.properties
+        self.scope.property_files[step["Name"]] = self._property_files(step, outcome.properties)
+        step_outputs.save(
+            self.settings.state_dir, self.execution["PipelineExecutionArn"], step["Name"], **entry_args(entry)
+        )
+        if self.reference_arn:  # a selective execution reports the step, and where its results come from
+            now = time.time()
+            record = {"StepName": step["Name"], "StepStatus": "Succeeded", "StartTime": now, "EndTime": now}
+            record.update(Metadata=outcome.metadata, AttemptCount=0)
+            record["SelectiveExecutionResult"] = {"SourcePipelineExecutionArn": self.reference_arn}
+            self._save_step(record)
+        return outcome
 
     # One step.
     def _run_step(self, step: dict) -> step_types.Outcome | None:
@@ -151,14 +227,12 @@ class Runner:
         record = {"StepName": name, "StepStatus": "Executing", "StartTime": time.time(), "AttemptCount": 1}
         if step.get("DisplayName"):
             record["StepDisplayName"] = step["DisplayName"]
+        if step.get("Description"):
+            record["StepDescription"] = step["Description"]
         self._save_step(record)
         log.info("execution %s: step %s (%s) executing", self.execution_id, name, kind)
         try:
-            if kind == "Condition":
-                arguments = {"Conditions": expressions.evaluate(step["Arguments"]["Conditions"], self.scope)}
-            else:
-                arguments = expressions.evaluate(step["Arguments"], self.scope)
-            outcome, cache_source = self._execute(step, arguments)
+            outcome, cache_source = self._attempts(step, record)
         except Exception as failure:  # noqa: BLE001 - whatever stops a step fails it: none stays Executing
             reason = self._failure_reason(name, failure)
             record.update(StepStatus="Failed", EndTime=time.time(), FailureReason=reason[: step_types.MAX_REASON])
@@ -168,12 +242,44 @@ class Runner:
             return None
         self.scope.steps[name] = outcome.properties
         self.scope.property_files[name] = self._property_files(step, outcome.properties)
+        step_outputs.save(
+            self.settings.state_dir, self.execution["PipelineExecutionArn"], name, outcome.properties, outcome.metadata
+        )
         record.update(StepStatus="Succeeded", EndTime=time.time(), Metadata=outcome.metadata)
         if cache_source:
             record["CacheHitResult"] = {"SourcePipelineExecutionArn": cache_source}
         self._save_step(record)
         log.info("execution %s: step %s succeeded%s", self.execution_id, name, " (cached)" if cache_source else "")
         return outcome
+
+    def _attempts(self, step: dict, record: dict) -> tuple[step_types.Outcome, str | None]:
+        """Run the step, again after each failure a RetryPolicy of the step matches (interval x backoff)."""
+        policies = [{**RETRY_DEFAULTS, **policy} for policy in step.get("RetryPolicies", [])]
+        retries = [0] * len(policies)
+        first_attempt = time.time()
+        while True:
+            try:
+                faults.raise_next(self.settings.state_dir, step["Name"])
+                if step["Type"] == "Condition":
+                    arguments = {"Conditions": expressions.evaluate(step["Arguments"]["Conditions"], self.scope)}
+                else:
+                    arguments = expressions.evaluate(step["Arguments"], self.scope)
+                return self._execute(step, arguments)
+            except Exception as failure:
+                kind = exception_type(failure)
+                index = next((i for i, p in enumerate(policies) if kind in p.get("ExceptionType", [])), None)
+                if index is None or self.stop_requested.is_set():
+                    raise
+                policy = policies[index]
+                expired = "ExpireAfterMin" in policy and time.time() - first_attempt > policy["ExpireAfterMin"] * 60
+                if retries[index] >= policy["MaxAttempts"] or expired:
+                    raise
+                delay = policy["IntervalSeconds"] * policy["BackoffRate"] ** retries[index]
+                retries[index] += 1
+                log.info("execution %s: step %s: %s, retry in %.1f s", self.execution_id, step["Name"], kind, delay)
+                self.stop_requested.wait(delay)
+                record["AttemptCount"] += 1
+                self._save_step(record)
 
     def _failure_reason(self, step_name: str, failure: Exception) -> str:
         if isinstance(failure, step_types.StepFailure):
@@ -193,7 +299,14 @@ class Runner:
             message = str(arguments.get("ErrorMessage", ""))
             raise step_types.StepFailure(message, {"Fail": {"ErrorMessage": message}})
         if kind == "RegisterModel":
-            return step_types.run_register_model(arguments, self._job(step)), None
+            # As on AWS, a package registered by a pipeline names the execution that generated it.
+            metadata = {
+                **arguments.get("MetadataProperties", {}),
+                "GeneratedBy": self.execution["PipelineExecutionArn"],
+            }
+            outcome = step_types.run_register_model({**arguments, "MetadataProperties": metadata}, self._job(step))
+            events.emit(registry.created_event(self.settings.sagemaker, outcome.properties["ModelPackageArn"]))
+            return outcome, None
 
         cache_key = self._cache_key(step, arguments)
         if cache_key:
@@ -201,7 +314,7 @@ class Runner:
             entry = self.store.cached(cache_key, max_age)
             if entry and self._outputs_exist(kind, entry["Properties"]):
                 return step_types.Outcome(entry["Properties"], entry["Metadata"]), entry["SourcePipelineExecutionArn"]
-        outcome = JOB_STEPS[kind](arguments, self._job(step))
+        outcome = self._run_job(step, arguments)
         if cache_key:
             self.store.remember(
                 cache_key,
@@ -213,6 +326,28 @@ class Runner:
                 },
             )
         return outcome, None
+
+    def _run_job(self, step: dict, arguments: dict) -> step_types.Outcome:
+        """Run a job step and keep its job for Describe*Job / List*Jobs, whatever the outcome."""
+        kind, job, started = step["Type"], self._job(step), time.time()
+        arn = f"{job.arn_prefix}:{jobs.KINDS[kind].arn_type}/{job.name}"
+        details = {
+            "name": job.name,
+            "arn": arn,
+            "arguments": arguments,
+            "started": started,
+            "execution_arn": self.execution["PipelineExecutionArn"],
+            "step_name": step["Name"],
+        }
+        try:
+            outcome = JOB_STEPS[kind](arguments, job)
+        except step_types.StepFailure as failure:
+            jobs.record(self.settings.state_dir, kind, failure_reason=failure.reason, **details)
+            # On AWS a failed job step's Metadata still names its job.
+            failure.metadata = failure.metadata or {f"{kind}Job": {"Arn": arn}}
+            raise
+        jobs.record(self.settings.state_dir, kind, properties=outcome.properties, **details)
+        return outcome
 
     def _cache_key(self, step: dict, arguments: dict) -> str | None:
         if not step.get("CacheConfig", {}).get("Enabled"):
