@@ -11,7 +11,7 @@ A child CI file runs directly (its folder as gitlab-ci-local's --cwd), the layou
 repo, because gitlab-ci-local does not hand command-line variables to child pipelines. Every job runs on the
 shell executor (`--force-shell-executor`: the jobs name a Docker image) in its own copy of the folder's
 tracked files (`--shell-isolation`: artifacts and dotenv reports travel along `needs`, as on GitLab). The
-repo's .venv/bin comes first on PATH, so a job's `pip install -r requirements.txt` finds everything
+repo's .venv/bin comes first on PATH, so a job's `uv pip install -r requirements.txt` finds everything
 installed and its `python` is the venv's. gitlab-ci-local's state (job logs, artifacts, job copies) goes to
 .local/gitlab-ci-local/<folder>/, outside the tracked tree.
 
