@@ -44,10 +44,11 @@ BOOSTER_1_0 = {
     "max_depth", "max_leaves", "min_child_weight", "monotone_constraints", "normalize_type", "nthread", "num_class",
     "num_parallel_tree", "objective", "one_drop", "process_type", "rate_drop", "refresh_leaf", "sample_type",
     "scale_pos_weight", "seed", "sketch_eps", "skip_drop", "subsample", "tree_method", "tweedie_variance_power",
-    "updater", "verbosity",
+    "updater", "verbosity", "silent",
 }  # fmt: skip
 # Added by later images (AFT survival in 1.2-1, histogram options, saving on termination).
-BOOSTER_1_3 = BOOSTER_1_0 | {
+# "silent" went with xgboost 1.0's deprecation (verbosity replaces it).
+BOOSTER_1_3 = (BOOSTER_1_0 - {"silent"}) | {
     "aft_loss_distribution", "aft_loss_distribution_scale", "deterministic_histogram", "sampling_method",
     "single_precision_histogram", "save_model_on_termination",
 }  # fmt: skip
