@@ -95,9 +95,8 @@ def read_channel(name: str, content_type: str, csv_weights: bool) -> xgboost.DMa
 
         features = scipy.sparse.vstack(loaded[0::2]).tocsr()
         return xgboost.DMatrix(features, label=np.concatenate(loaded[1::2]))
-    import pandas as pd
-
-    data = pd.concat([pd.read_csv(p, header=None) for p in files], ignore_index=True).to_numpy(dtype=np.float64)
+    # numpy rather than pandas (half a second of import per job); an empty field is a missing value (NaN).
+    data = np.concatenate([np.genfromtxt(p, delimiter=",", ndmin=2, dtype=np.float64) for p in files])
     if csv_weights:  # label, weight, features
         return xgboost.DMatrix(data[:, 2:], label=data[:, 0], weight=data[:, 1])
     return xgboost.DMatrix(data[:, 1:], label=data[:, 0])
