@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 # No PYTHONPATH: every package is installed into .venv (editable), so imports work from any folder.
 EDITABLE := -e . -e model-build -e model-deploy -e cloudformation
 
-.PHONY: help venv test lint unit lock demo bench clean stack-up stack-down stack-status checkov taskcat-lint package
+.PHONY: help venv bwrap test lint unit lock demo bench clean stack-up stack-down stack-status checkov taskcat-lint package
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -26,14 +26,29 @@ $(VENV)/.installed: requirements-dev.lock pyproject.toml model-build/pyproject.t
 	@$(UV) pip install -q --python $(PY) --no-deps $(EDITABLE)
 	@touch $@
 
-venv: $(VENV)/.installed ## Create .venv with the pinned dependencies
+venv: $(VENV)/.installed bwrap ## Create .venv with the pinned dependencies (and bubblewrap, for the executor)
+
+# The executor runs every Processing/Training step in a bubblewrap sandbox (local_aws/sagemaker/executor/container.py).
+bwrap:
+	@command -v bwrap >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "==> apt-get: installing Debian's bubblewrap (the local stack isolates each pipeline step with it)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null; \
+		else echo "error: bubblewrap is missing: install it (Debian: sudo apt-get install bubblewrap), or run steps unisolated with LOCAL_STACK_ISOLATION=off" >&2; exit 1; fi; }
+
+# SageMaker SDK v2, for the test that runs a pipeline written as AWS's public samples are (tests/sdk_v2/).
+.venv-sdk2/.installed: tests/sdk_v2/requirements.lock | $(VENV)/.installed
+	@echo "==> SageMaker SDK v2 environment: .venv-sdk2 from tests/sdk_v2/requirements.lock"
+	@test -x .venv-sdk2/bin/python || $(PYTHON) -m venv .venv-sdk2
+	@$(UV) pip sync -q --compile-bytecode --python .venv-sdk2/bin/python tests/sdk_v2/requirements.lock
+	@touch $@
 
 lint: venv ## ruff on the whole repo
 	@echo "==> ruff"
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 
-unit: venv gitlab-ci-local .venv-taskcat/.installed ## pytest on every test folder (the CI tests need gitlab-ci-local)
+unit: venv gitlab-ci-local .venv-taskcat/.installed .venv-sdk2/.installed ## pytest on every test folder (the CI tests need gitlab-ci-local)
 	@echo "==> pytest"
 	@$(VENV)/bin/pytest
 
@@ -46,6 +61,8 @@ lock: venv ## Re-resolve requirements-dev.lock and each repo's requirements.txt
 	$(UV) pip compile -q --python-version 3.11 -c requirements-dev.lock model-deploy/requirements-test.in -o model-deploy/requirements-test.txt
 	$(UV) pip compile -q --python-version 3.11 requirements-checkov.in -o requirements-checkov.lock
 	$(UV) pip compile -q --python-version 3.11 requirements-taskcat.in -o requirements-taskcat.lock
+	$(UV) pip compile -q --python-version 3.11 tests/sdk_v2/requirements.in -o tests/sdk_v2/requirements.lock
+	for f in local_aws/sagemaker/images/*.in; do $(UV) pip compile -q --python-version 3.11 --generate-hashes $$f -o $${f%.in}.lock; done
 	$(PY) scripts/package-lambdas --lock
 
 # checkov and taskcat pin old boto3 / jsonschema<4: each gets its own environment, made on demand.

@@ -116,14 +116,28 @@ def load_predictor(model_tar_gz: bytes, source: str) -> Predictor:
         model = xgboost.Booster()
         try:
             model.load_model(bytearray(raw))
-        except xgboost.core.XGBoostError as error:
-            message = f"{MODEL_FILE} in {source} is neither a pickle nor an XGBoost model: {error}"
-            raise model_error(500, message) from error
+        except xgboost.core.XGBoostError:
+            model = _load_with_image_xgboost(raw, source)
     if hasattr(model, "get_booster"):  # an sklearn-style XGBRegressor
         model = model.get_booster()
     if not isinstance(model, xgboost.Booster):
         raise model_error(500, f"{MODEL_FILE} in {source} holds a {type(model).__name__}, not an XGBoost Booster")
     return Predictor(model)
+
+
+def _load_with_image_xgboost(raw: bytes, source: str):
+    """A model in a format today's xgboost dropped (XGBoost images before 2.x): read by its image's xgboost."""
+    import xgboost
+
+    from local_aws.sagemaker.executor import images
+
+    try:
+        converted = images.xgboost_model_as_json(raw)
+    except images.ImageError as error:
+        raise model_error(500, f"{MODEL_FILE} in {source} is neither a pickle nor an XGBoost model: {error}") from None
+    model = xgboost.Booster()
+    model.load_model(bytearray(converted))
+    return model
 
 
 def parse_csv(body: bytes, num_features: int) -> np.ndarray:

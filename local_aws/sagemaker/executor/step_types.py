@@ -6,21 +6,19 @@ or raises StepFailure with the reason SageMaker would report.
 from __future__ import annotations
 
 import io
-import os
+import re
 import subprocess
-import sys
 import tarfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local_aws.sagemaker.executor import s3files
+from local_aws.sagemaker.executor import container, container_config, images, s3files
 
-CONTAINER_ROOT = "/opt/ml/"
-XGBOOST_MODEL_FILE = "xgboost-model"  # what the built-in algorithm writes into model.tar.gz
-# Hyperparameters of the built-in algorithm's container that are not XGBoost booster parameters.
-CONTAINER_ONLY_HYPERPARAMETERS = {"num_round", "early_stopping_rounds", "csv_weights", "_kfold", "_num_cv_round"}
+CONTAINER_ROOT = container.CONTAINER_ROOT
+XGBOOST_ALGORITHM = images.LOCKS / "xgboost_algorithm.py"  # the built-in algorithm's entry point
+_ROUND_LINE = re.compile(r"^\[\d+\]\s")
+_METRIC = re.compile(r"(\w+)-([\w@:.-]+?):([-+]?[0-9.]+(?:[eE][-+]?\d+)?)")
 MAX_REASON = 1024  # FailureReason's length limit in the SageMaker API
 
 
@@ -45,9 +43,6 @@ class Job:
     def host_path(self, container_path: str) -> Path:
         return self.folder / container_path.lstrip("/")
 
-    def map_argument(self, argument: str) -> str:
-        return str(self.host_path(argument)) if argument.startswith(CONTAINER_ROOT) else argument
-
 
 @dataclass
 class Outcome:
@@ -56,7 +51,8 @@ class Outcome:
 
 
 def run_processing(arguments: dict, job: Job) -> Outcome:
-    """Run the container's entry point with local Python; inputs and outputs go through S3 as on AWS."""
+    """Run the container's entry point in the image's environment, isolated; inputs and outputs through S3."""
+    image = _image_environment(arguments["AppSpecification"].get("ImageUri", ""), job)
     for item in arguments.get("ProcessingInputs", []):
         source = item.get("S3Input")
         if source is None:
@@ -65,101 +61,53 @@ def run_processing(arguments: dict, job: Job) -> Outcome:
             raise StepFailure(f"ClientError: no object at {source['S3Uri']} for input {item.get('InputName')}")
     for item in arguments.get("ProcessingOutputConfig", {}).get("Outputs", []):
         job.host_path(item["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+    arn = f"{job.arn_prefix}:processing-job/{job.name}"
+    job_config = {**arguments, "ProcessingJobName": job.name, "ProcessingJobArn": arn}
+    container_config.write_processing(job.host_path(CONTAINER_ROOT), job_config)
 
     app = arguments["AppSpecification"]
-    command = [
-        sys.executable if part in ("python3", "python") else job.map_argument(part)
-        for part in app.get("ContainerEntrypoint", []) + app.get("ContainerArguments", [])
-    ]
+    command = app.get("ContainerEntrypoint", []) + app.get("ContainerArguments", [])
     if not command:
         raise StepFailure("ClientError: the local executor needs a ContainerEntrypoint to run")
-    timeout = arguments.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
-    log_file = job.folder / "output.log"
-    # As in a container, the script gets the job's AWS settings only, never the host's (profile, tokens, endpoints).
-    host = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
-    environment = {**host, **job.environment, **arguments.get("Environment", {})}
-    with log_file.open("w") as log:
-        try:
-            finished = subprocess.run(
-                command, cwd=job.folder, env=environment, stdout=log, stderr=subprocess.STDOUT, timeout=timeout
-            )
-        except subprocess.TimeoutExpired:
-            raise StepFailure(f"MaxRuntimeExceeded: the job ran longer than {timeout} s (log: {log_file})") from None
-    if finished.returncode != 0:
-        tail = " | ".join(log_file.read_text().strip().splitlines()[-3:])
-        raise StepFailure(f"AlgorithmError: {tail}, exit code: {finished.returncode} (log: {log_file})")
+    _run_container(job, image, command, arguments.get("Environment", {}), arguments)
 
     for item in arguments.get("ProcessingOutputConfig", {}).get("Outputs", []):
         output = item["S3Output"]
         s3files.upload_folder(job.s3, job.host_path(output["LocalPath"]), output["S3Uri"])
-    arn = f"{job.arn_prefix}:processing-job/{job.name}"
-    return Outcome(
-        {**arguments, "ProcessingJobName": job.name, "ProcessingJobArn": arn, "ProcessingJobStatus": "Completed"},
-        {"ProcessingJob": {"Arn": arn}},
-    )
+    return Outcome({**job_config, "ProcessingJobStatus": "Completed"}, {"ProcessingJob": {"Arn": arn}})
 
 
 def run_training(arguments: dict, job: Job) -> Outcome:
-    """The built-in XGBoost algorithm: CSV channels with the label first, model.tar.gz with xgboost-model."""
-    import numpy as np
-    import pandas as pd
-    import xgboost
-
-    image = arguments["AlgorithmSpecification"].get("TrainingImage", "")
-    if "sagemaker-xgboost" not in image:
-        raise StepFailure(f"ClientError: the local executor emulates the built-in XGBoost algorithm only, not {image}")
-    channels = {}
+    """The built-in XGBoost algorithm, run by the image's own xgboost in the job's container view."""
+    image_uri = arguments["AlgorithmSpecification"].get("TrainingImage", "")
+    image = _image_environment(image_uri, job)
+    if image.image.framework != "xgboost":
+        raise StepFailure(
+            f"ClientError: the local executor emulates the built-in XGBoost algorithm only, not {image_uri}"
+        )
     for channel in arguments.get("InputDataConfig", []):
         name = channel["ChannelName"]
-        content_type = channel.get("ContentType", "text/csv").split(";")[0].strip()
-        if content_type != "text/csv":
-            raise StepFailure(f"ClientError: channel {name} is {content_type}; the local XGBoost reads text/csv")
         folder = job.host_path(f"/opt/ml/input/data/{name}")
         if not s3files.download_prefix(job.s3, channel["DataSource"]["S3DataSource"]["S3Uri"], folder):
             raise StepFailure(f"ClientError: channel {name} is empty")
-        frames = [pd.read_csv(path, header=None) for path in sorted(folder.rglob("*")) if path.is_file()]
-        data = pd.concat(frames, ignore_index=True).to_numpy(dtype=np.float64)
-        channels[name] = xgboost.DMatrix(data[:, 1:], label=data[:, 0])
-    if "train" not in channels:
-        raise StepFailure("ClientError: the built-in XGBoost algorithm needs a 'train' channel")
-
-    hyperparameters = dict(arguments.get("HyperParameters", {}))
-    if "num_round" not in hyperparameters:
-        raise StepFailure("AlgorithmError: Missing required hyperparameter: num_round")
-    params = {k: v for k, v in hyperparameters.items() if k not in CONTAINER_ONLY_HYPERPARAMETERS}
-    evals = [(matrix, name) for name, matrix in channels.items()]
-    history: dict = {}
-    try:
-        booster = xgboost.train(
-            params,
-            channels["train"],
-            num_boost_round=int(hyperparameters["num_round"]),
-            evals=evals,
-            evals_result=history,
-            early_stopping_rounds=int(hyperparameters["early_stopping_rounds"])
-            if "early_stopping_rounds" in hyperparameters
-            else None,
-            verbose_eval=False,
-        )
-    except (xgboost.core.XGBoostError, ValueError) as error:
-        raise StepFailure(f"AlgorithmError: {str(error).strip().splitlines()[0]}") from None
+    root = job.host_path(CONTAINER_ROOT)
+    container_config.write_training(root, arguments)
+    environment = {**container_config.training_environment(arguments, job.name), **arguments.get("Environment", {})}
+    entry_point = "/opt/local-aws/xgboost_algorithm.py"
+    log_file = _run_container(
+        job, image, ["python3", entry_point], environment, arguments, read_only={entry_point: XGBOOST_ALGORITHM}
+    )
 
     model_tar = io.BytesIO()
     with tarfile.open(fileobj=model_tar, mode="w:gz") as archive:
-        raw = booster.save_raw(raw_format="ubj")
-        entry = tarfile.TarInfo(XGBOOST_MODEL_FILE)
-        entry.size, entry.mtime = len(raw), int(time.time())
-        archive.addfile(entry, io.BytesIO(raw))
+        for path in sorted((root / "model").rglob("*")):  # SageMaker packs /opt/ml/model as it is
+            if path.is_file():
+                archive.add(path, arcname=path.relative_to(root / "model").as_posix())
     output_path = arguments["OutputDataConfig"]["S3OutputPath"].rstrip("/")
     model_uri = f"{output_path}/{job.name}/output/model.tar.gz"
     bucket, key = s3files.split_uri(model_uri)
     job.s3.put_object(Bucket=bucket, Key=key, Body=model_tar.getvalue())
 
-    metrics = [
-        {"MetricName": f"{channel}:{metric}", "Value": float(values[-1])}
-        for channel, by_metric in history.items()
-        for metric, values in by_metric.items()
-    ]
     arn = f"{job.arn_prefix}:training-job/{job.name}"
     properties = {
         **arguments,
@@ -167,9 +115,64 @@ def run_training(arguments: dict, job: Job) -> Outcome:
         "TrainingJobArn": arn,
         "TrainingJobStatus": "Completed",
         "ModelArtifacts": {"S3ModelArtifacts": model_uri},
-        "FinalMetricDataList": metrics,
+        "FinalMetricDataList": final_metrics(log_file.read_text()),
     }
     return Outcome(properties, {"TrainingJob": {"Arn": arn}})
+
+
+def final_metrics(log_text: str) -> list[dict]:
+    """The last "[round] train-rmse:1.2 validation-rmse:2.3" line, as the algorithm's metric definitions read it."""
+    rounds = [line for line in log_text.splitlines() if _ROUND_LINE.match(line)]
+    if not rounds:
+        return []
+    return [
+        {"MetricName": f"{channel}:{metric}", "Value": float(value)}
+        for channel, metric, value in _METRIC.findall(rounds[-1])
+    ]
+
+
+def _image_environment(uri: str, job: Job) -> images.Environment:
+    """The image's Python environment; its first build is reported in the step's log, apart from the job."""
+    try:
+        container.check_isolation()
+        environment = images.environment(images.resolve(uri))
+    except (images.ImageError, container.IsolationUnavailable) as error:
+        raise StepFailure(f"ClientError: {error}") from None
+    with (job.folder / "output.log").open("a") as log:
+        if environment.build_seconds:
+            log.write(f"local stack: built the environment of {uri} in {environment.build_seconds:.1f} s (once)\n")
+        log.write(f"local stack: image {uri} -> {environment.root}\n")
+    return environment
+
+
+def _run_container(
+    job: Job, image: images.Environment, command: list[str], environment: dict, arguments: dict, read_only=None
+) -> Path:
+    timeout = arguments.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
+    log_file = job.folder / "output.log"
+    process = container.Process(
+        command=command,
+        job_root=job.host_path(CONTAINER_ROOT),
+        env_bin=image.bin,
+        # As in a container, the job gets the job's AWS settings only, never the host's (profile, tokens).
+        environment={**job.environment, **environment},
+        log_file=log_file,
+        timeout=timeout,
+        read_only=read_only or {},
+    )
+    try:
+        returncode = container.run(process)
+    except subprocess.TimeoutExpired:
+        raise StepFailure(f"MaxRuntimeExceeded: the job ran longer than {timeout} s (log: {log_file})") from None
+    except container.IsolationUnavailable as error:
+        raise StepFailure(f"ClientError: {error}") from None
+    if returncode != 0:
+        failure = job.host_path("/opt/ml/output/failure")
+        if failure.exists():  # the container's own reason, as SageMaker reports it
+            raise StepFailure(f"{failure.read_text().strip()} (log: {log_file})")
+        tail = " | ".join(log_file.read_text().strip().splitlines()[-3:])
+        raise StepFailure(f"AlgorithmError: {tail}, exit code: {returncode} (log: {log_file})")
+    return log_file
 
 
 def run_register_model(arguments: dict, job: Job) -> Outcome:
