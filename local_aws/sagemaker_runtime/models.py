@@ -140,15 +140,21 @@ def _load_with_image_xgboost(raw: bytes, source: str):
     return model
 
 
-def parse_csv(body: bytes, num_features: int) -> np.ndarray:
-    """CSV rows (no header, no label) -> float32 matrix; empty fields are missing values (NaN)."""
+def _payload_lines(body: bytes, what_to_send: str) -> list[str]:
+    """The payload's non-empty lines; an unreadable or empty payload is the container's 400."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise model_error(400, f"payload is not UTF-8 text ({error})") from error
     lines = [line for line in text.strip().splitlines() if line.strip()]
     if not lines:
-        raise model_error(400, f"empty payload: send one or more CSV rows of {num_features} numbers, no header")
+        raise model_error(400, f"empty payload: {what_to_send}")
+    return lines
+
+
+def parse_csv(body: bytes, num_features: int) -> np.ndarray:
+    """CSV rows (no header, no label) -> float32 matrix; empty fields are missing values (NaN)."""
+    lines = _payload_lines(body, f"send one or more CSV rows of {num_features} numbers, no header")
     try:
         rows = np.array([line.split(",") for line in lines], dtype=np.float32)  # fast path
     except ValueError:
@@ -166,13 +172,7 @@ def parse_csv(body: bytes, num_features: int) -> np.ndarray:
 def parse_libsvm(body: bytes, num_features: int) -> np.ndarray:
     """LIBSVM rows ("[label] index:value ..."), as XGBoost's parser reads them: an index is the column
     number, a leading token without ":" is a label (ignored at inference), a left-out column is missing."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise model_error(400, f"payload is not UTF-8 text ({error})") from error
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    if not lines:
-        raise model_error(400, "empty payload: send one or more LIBSVM rows (index:value pairs)")
+    lines = _payload_lines(body, "send one or more LIBSVM rows (index:value pairs)")
     rows = np.full((len(lines), num_features), np.nan, dtype=np.float32)
     for number, line in enumerate(lines, 1):
         tokens = line.split()
