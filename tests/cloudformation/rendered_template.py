@@ -35,6 +35,7 @@ BUCKET = "abalone-artifacts"
 
 class Rendered:
     def __init__(self, parameters: Mapping[str, str] | None = None):
+        self.template_path = TEMPLATE
         self.template = cfn_yaml.load(str(TEMPLATE))
         defaults = {name: p["Default"] for name, p in self.template["Parameters"].items() if "Default" in p}
         self.parameters = {**defaults, **PARAMETERS, **(parameters or {})}

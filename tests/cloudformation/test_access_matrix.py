@@ -217,3 +217,12 @@ def test_the_staging_role_still_does_its_own_work(rendered, action, resource, co
 def test_the_production_role_cannot_delete_stagings_models(rendered):
     action, resource, context = STAGING_WORK["delete a staging config"]
     assert role_decision(rendered, "GitLabDeployProdRole", action, resource, context) == EXPLICIT_DENY
+
+
+def test_the_ci_files_production_audience_is_the_templates(rendered):
+    import yaml
+
+    ci = yaml.safe_load((rendered.template_path.parents[1] / "model-deploy" / ".gitlab-ci.yml").read_text())
+    for job in ("production-deploy", "production-rollback"):
+        assert ci[job]["id_tokens"]["GITLAB_OIDC_TOKEN"]["aud"] == rendered.parameters["ProductionOidcAudience"]
+    assert ci[".aws-oidc"]["id_tokens"]["GITLAB_OIDC_TOKEN"]["aud"] == rendered.parameters["OidcAudience"]
