@@ -9,6 +9,11 @@ values (its bucket, group and dummy role ARNs), and its `build_variables()` / `d
 variables, so the local runs cannot drift from what GitLab gets. `LOCAL_TUNING` adds only what a local run
 needs on top: short poll intervals, because the local stack finishes steps and stack updates in well under
 a second. tests/ci/test_local_project_variables.py pins both.
+
+GitLab-side scoping is not emulated: gitlab-ci-local hands every variable to every job, so the local
+production jobs also see `PROD_DEPLOY_ROLE_ARN`, which GitLab gives only to jobs of the `production`
+environment on protected refs (`Variable.environment_scope`, `Variable.protected`). Locally no job holds
+an ID token, so no role is assumed and the difference changes nothing a local run does.
 """
 
 from __future__ import annotations

@@ -165,6 +165,8 @@ def seed(stack: dict, token: str | None, secrets) -> None:
         seeded = f"seeded on {part.seeded_branch}" if part.seeded_branch else "already seeded"
         print(f"  {part.web_url}  ({state}, {seeded}, {len(part.changed_files)} files committed)")
     print("==> trigger token rotated and stored in the stack's trigger secret")
+    for warning in outcome.warnings:
+        print(f"warning: {warning}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,6 +74,17 @@ def test_each_environment_has_its_tier_url_lock_and_role(ci):
         assert job["resource_group"] == environment
         assert job["variables"]["JOB_ROLE_ARN"] == role
     assert ci["staging-test"]["resource_group"] == "staging"
+    # Only the production jobs ask for the audience the production role requires.
+    audiences = {
+        name: (job.get("id_tokens") or ci[".aws-oidc"]["id_tokens"])["GITLAB_OIDC_TOKEN"]["aud"]
+        for name, job in ci.items()
+        if isinstance(job, dict) and "script" in job
+    }
+    assert {name for name, aud in audiences.items() if aud != "sts.amazonaws.com"} == {
+        "production-deploy",
+        "production-rollback",
+    }
+    assert audiences["production-deploy"] == audiences["production-rollback"] == "sts.amazonaws.com/production"
     assert ci[".aws-oidc"]["id_tokens"]["GITLAB_OIDC_TOKEN"]["aud"] == "sts.amazonaws.com"
     jobs = [name for name, job in ci.items() if isinstance(job, dict) and "script" in job]
     for name in jobs:

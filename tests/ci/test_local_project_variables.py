@@ -41,3 +41,12 @@ def test_every_poll_interval_the_ci_jobs_read_is_short_on_the_local_stack():
     missing = read - project.LOCAL_TUNING.keys()
     assert not missing, f"set {sorted(missing)} in local_gitlab.project.LOCAL_TUNING"
     assert all(float(project.LOCAL_TUNING[name]) <= 1 for name in read)
+
+
+def test_only_the_production_role_is_environment_scoped_on_gitlab():
+    # local_gitlab.project does not emulate scopes (its docstring says why that is harmless): notice a new one.
+    request = project.seed_request(REGION)
+    scoped = {v.key: (v.environment_scope, v.protected) for v in request.deploy_variables() + request.build_variables()}
+    assert {key: scope for key, scope in scoped.items() if scope != ("*", False)} == {
+        "PROD_DEPLOY_ROLE_ARN": ("production", True)
+    }

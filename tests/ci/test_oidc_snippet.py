@@ -6,6 +6,7 @@ as soon as the copies drift apart. The login script is run with bash the way a j
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -72,3 +73,27 @@ def test_without_a_token_the_ambient_credentials_stay(login_script, tmp_path):
     run = run_login(login_script, tmp_path, GITLAB_OIDC_TOKEN="", JOB_ROLE_ARN="arn:role/deploy")
     assert run.returncode == 0, run.stderr
     assert "using the ambient credentials" in run.stdout and "ROLE=\n" in run.stdout
+
+
+def test_a_role_set_by_a_trigger_request_is_refused(login_script, tmp_path):
+    # GitLab writes a trigger-token request to the TRIGGER_PAYLOAD file, its variables included.
+    payload = tmp_path / "payload.json"
+    payload.write_text('{"ref": "main", "variables": {"MODEL_PACKAGE_ARN": "arn:p", "JOB_ROLE_ARN": "arn:role/prod"}}')
+    run = run_login(
+        login_script, tmp_path, GITLAB_OIDC_TOKEN="h.p.s", JOB_ROLE_ARN="arn:role/prod", TRIGGER_PAYLOAD=str(payload)
+    )
+    assert run.returncode == 1 and "sets a *ROLE_ARN variable" in run.stderr
+    assert "ROLE=" not in run.stdout
+
+
+def test_the_approval_triggers_own_variables_pass(login_script, tmp_path):
+    # What cloudformation/lambdas/model_trigger/handler.py sends.
+    names = ["MODEL_PACKAGE_ARN", "MODEL_PACKAGE_GROUP", "MODEL_PACKAGE_GROUP_NAME", "MODEL_APPROVAL_STATUS"]
+    variables = {name: "x" for name in [*names, "EVENTBRIDGE_EVENT_ID"]}
+    payload = tmp_path / "payload.json"
+    payload.write_text(json.dumps({"ref": "main", "variables": variables}))
+    run = run_login(
+        login_script, tmp_path, GITLAB_OIDC_TOKEN="h.p.s", JOB_ROLE_ARN="arn:role/x", TRIGGER_PAYLOAD=str(payload)
+    )
+    assert run.returncode == 0, run.stderr
+    assert "ROLE=arn:role/x" in run.stdout

@@ -1,7 +1,8 @@
 """An in-memory GitLab API behind the `responses` library, so python-gitlab's real client runs in tests.
 
-It keeps real state (namespaces, projects, files per branch, CI/CD variables, triggers, protected
-branches, triggered pipelines), enforces authentication (PRIVATE-TOKEN for the API, the trigger token
+It keeps real state (namespaces, projects, files per branch, CI/CD variables per environment scope,
+project CI settings, triggers, protected branches and environments, triggered pipelines), enforces
+authentication (PRIVATE-TOKEN for the API, the trigger token
 for trigger/pipeline) and can inject failures (`fail_next`). Only the endpoints our code calls exist;
 any other call fails the test with 501 so a new dependency on GitLab is noticed.
 """
@@ -29,10 +30,27 @@ class FakeProject:
     namespace: dict
     default_branch: str
     branches: dict[str, dict[str, tuple[bytes, bool]]] = field(default_factory=dict)
-    variables: dict[str, dict] = field(default_factory=dict)
+    # (key, environment_scope) -> variable: GitLab keeps one variable per key and scope.
+    scoped_variables: dict[tuple[str, str], dict] = field(default_factory=dict)
     triggers: dict[int, dict] = field(default_factory=dict)
     protected: set[str] = field(default_factory=set)
+    protected_environments: dict[str, dict] = field(default_factory=dict)
     commits: list[dict] = field(default_factory=list)
+    # The CI settings GitLab 18.x has, at their defaults for a new project.
+    settings: dict = field(
+        default_factory=lambda: {
+            "ci_id_token_sub_claim_components": ["project_path", "ref_type", "ref"],
+            "restrict_user_defined_variables": False,
+            "ci_pipeline_variables_minimum_override_role": "developer",
+        }
+    )
+
+    @property
+    def variables(self) -> dict[str, dict]:
+        """key -> variable, for tests (a key set in two scopes fails: seeded keys have one scope each)."""
+        keys = [key for key, _ in self.scoped_variables]
+        assert len(keys) == len(set(keys)), f"a key in several scopes: {sorted(self.scoped_variables)}"
+        return {key: variable for (key, _), variable in self.scoped_variables.items()}
 
     @property
     def full_path(self) -> str:
@@ -48,6 +66,7 @@ class FakeProject:
             "empty_repo": not self.branches,
             "web_url": f"{URL}/{self.full_path}",
             "namespace": self.namespace,
+            **self.settings,
         }
 
 
@@ -60,6 +79,10 @@ class FakeGitLab:
         self.pipelines: list[dict] = []
         self.calls: list[tuple[str, str]] = []
         self.user = {"id": 1, "username": "seed-bot"}
+        # "premium" has protected environments; "free" (EE without a license) answers 403, "ce" has no such API (404).
+        self.tier = "premium"
+        self.known_settings = {"ci_id_token_sub_claim_components", "restrict_user_defined_variables"}
+        self.known_settings.add("ci_pipeline_variables_minimum_override_role")
         self._ids = itertools.count(100)
         self._failures: list[tuple[str, re.Pattern, object]] = []
         pattern = re.compile(re.escape(url) + r"/api/v4/.*")
@@ -148,10 +171,10 @@ class FakeGitLab:
         return self._project_call("GET", parts, body, query)
 
     def _put_projects(self, parts, query, body):
-        return self._project_call("PUT", parts, body)
+        return self._project_call("PUT", parts, body, query)
 
     def _delete_projects(self, parts, query, body):
-        return self._project_call("DELETE", parts, body)
+        return self._project_call("DELETE", parts, body, query)
 
     def _project_call(self, method, parts, body, query=None):
         project = self._find_project(parts[0])
@@ -160,6 +183,10 @@ class FakeGitLab:
         rest = parts[1:]
         if not rest and method == "GET":
             return self._ok(project.as_json())
+        if not rest and method == "PUT":  # GitLab ignores attributes it does not know (an older release)
+            project.settings.update({k: v for k, v in body.items() if k in self.known_settings})
+            unknown = set(project.settings) - self.known_settings  # nor does it answer with them
+            return self._ok({k: v for k, v in project.as_json().items() if k not in unknown})
         key = (method, rest[0] if rest else "")
         if key == ("GET", "repository") and rest[1] == "tree":
             files = project.branches.get((query or {}).get("ref", project.default_branch))
@@ -178,7 +205,9 @@ class FakeGitLab:
         if key[1] == "protected_branches":
             return self._protected(project, method, rest[1:], body)
         if key[1] == "variables":
-            return self._variables(project, method, rest[1:], body)
+            return self._variables(project, method, rest[1:], body, query or {})
+        if key[1] == "protected_environments":
+            return self._protected_environments(project, method, rest[1:], body)
         if key[1] == "triggers":
             return self._triggers(project, method, rest[1:], body)
         return 501, {}, json.dumps({"message": f"fake GitLab has no {method} projects/.../{'/'.join(rest)}"})
@@ -222,25 +251,47 @@ class FakeGitLab:
             {"name": body["name"], "push_access_levels": [{"access_level": body["push_access_level"]}]}, 201
         )
 
-    def _variables(self, project, method, rest, body):
+    def _variables(self, project, method, rest, body, query):
+        variables = project.scoped_variables
         if method == "GET" and not rest:
-            return self._ok(list(project.variables.values()))
+            return self._ok(list(variables.values()))
         if method == "POST":
-            if body["key"] in project.variables:
-                return 400, {}, json.dumps({"message": {"key": ["has already been taken"]}})
+            scope = body.get("environment_scope", "*")
+            if (body["key"], scope) in variables:
+                return 400, {}, json.dumps({"message": {"key": [f"({scope}) has already been taken"]}})
             if body.get("masked") and len(body["value"]) < 8:
                 return 400, {}, json.dumps({"message": {"value": ["is invalid"]}})
-            project.variables[body["key"]] = {"variable_type": "env_var", **body}
-            return self._ok(project.variables[body["key"]], 201)
-        if rest[0] not in project.variables:
+            variables[(body["key"], scope)] = {"variable_type": "env_var", **body, "environment_scope": scope}
+            return self._ok(variables[(body["key"], scope)], 201)
+        # As GitLab: filter[environment_scope] picks one; without it a key in several scopes is a conflict.
+        scope = query.get("filter[environment_scope]")
+        matching = [k for k in variables if k[0] == rest[0] and scope in (None, k[1])]
+        if not matching:
             return self._not_found("Variable")
+        if len(matching) > 1:
+            message = "There are multiple variables with provided parameters. Please use 'filter[environment_scope]'"
+            return 409, {}, json.dumps({"message": message})
+        (found,) = matching
         if method == "PUT":
-            project.variables[rest[0]].update(body)
-            return self._ok(project.variables[rest[0]])
+            variables[found].update(body)
+            return self._ok(variables[found])
         if method == "DELETE":
-            del project.variables[rest[0]]
+            del variables[found]
             return 204, {}, ""
-        return self._ok(project.variables[rest[0]])
+        return self._ok(variables[found])
+
+    def _protected_environments(self, project, method, rest, body):
+        if self.tier == "ce":
+            return self._not_found("")  # Community Edition has no such route
+        if self.tier == "free":
+            return 403, {}, json.dumps({"message": "403 Forbidden"})
+        if method == "GET":
+            found = project.protected_environments.get(rest[0]) if rest else None
+            return self._ok(found) if found else self._not_found("Protected Environment")
+        if body["name"] in project.protected_environments:
+            return 409, {}, json.dumps({"message": "Protected environment already exists"})
+        project.protected_environments[body["name"]] = body
+        return self._ok(body, 201)
 
     def _triggers(self, project, method, rest, body):
         if method == "GET":
@@ -262,6 +313,18 @@ class FakeGitLab:
             return 404, {}, json.dumps({"message": "404 Not Found"})  # what GitLab answers a bad trigger token
         if body.get("ref") not in project.branches:
             return 400, {}, json.dumps({"message": {"base": ["Reference not found"]}})
+        # The restriction applies to triggers too: their variables are set as the token's owner (a maintainer).
+        role = project.settings["ci_pipeline_variables_minimum_override_role"]
+        if (
+            body.get("variables")
+            and project.settings["restrict_user_defined_variables"]
+            and role
+            in (
+                "no_one_allowed",
+                "owner",
+            )
+        ):
+            return 400, {}, json.dumps({"message": {"base": ["Insufficient permissions to set pipeline variables"]}})
         pipeline = {
             "id": next(self._ids),
             "ref": body["ref"],

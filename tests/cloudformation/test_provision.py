@@ -74,6 +74,7 @@ def test_workstation_seed_uses_the_stack_outputs_and_stores_the_trigger_token(gi
         "value": role + "prod",
         "masked": True,
         "protected": True,
+        "environment_scope": "production",
     }
     (trigger,) = deploy.triggers.values()
     stored = json.loads(secrets.get_secret_value(SecretId=outputs["TriggerSecretArn"])["SecretString"])

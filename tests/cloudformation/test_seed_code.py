@@ -14,7 +14,15 @@ import requests
 from lambdas.seed_code import handler
 from project_tools.package_lambdas import seed_archive
 
-from .cfn_testkit import CFN_RESPONSE_URL, PERSONAL_TOKEN, REGION, LambdaContext, create_secret, custom_resource_event
+from .cfn_testkit import (
+    CFN_RESPONSE_URL,
+    PERSONAL_TOKEN,
+    REGION,
+    LambdaContext,
+    approval_event,
+    create_secret,
+    custom_resource_event,
+)
 
 NAMESPACE = "ml-team/abalone"
 BINARY = bytes(range(256)) * 3 + b"\x00\xff\xfe not utf-8 \x80\x81"
@@ -390,3 +398,92 @@ def test_an_unusable_token_secret_is_named_without_echoing_it(secret, problem):
     with pytest.raises(SeedError, match=problem) as raised:
         personal_token_from_secret(secret)
     assert "bootstrap-gitlab-token" in str(raised.value) and "glpat" not in str(raised.value)
+
+
+# -- what binds production on GitLab's side --------------------------------------------------------
+def test_the_production_role_reaches_only_production_jobs_and_gitlab_settings_back_the_trust_policies(
+    properties, gitlab_fake, cfn_responses
+):
+    answer = run("Create", properties, cfn_responses)
+
+    assert answer["Status"] == "SUCCESS" and "warning" not in answer["Reason"], answer["Reason"]
+    build = gitlab_fake.project(f"{NAMESPACE}/abalone-model-build")
+    deploy = gitlab_fake.project(f"{NAMESPACE}/abalone-model-deploy")
+    prod = deploy.scoped_variables[("PROD_DEPLOY_ROLE_ARN", "production")]
+    assert (prod["masked"], prod["protected"]) == (True, True)
+    assert {scope for (key, scope) in deploy.scoped_variables if key != "PROD_DEPLOY_ROLE_ARN"} == {"*"}
+    # The sub the trust policies match, on both projects; set explicitly, not left to a default.
+    assert ("PUT", f"/projects/{deploy.id}") in gitlab_fake.calls and (
+        "PUT",
+        f"/projects/{build.id}",
+    ) in gitlab_fake.calls
+    for project in (build, deploy):
+        assert project.settings["ci_id_token_sub_claim_components"] == ["project_path", "ref_type", "ref"]
+    # Only maintainers (and the trigger token's owner) may set pipeline variables on the deploy project.
+    assert deploy.settings["restrict_user_defined_variables"] is True
+    assert deploy.settings["ci_pipeline_variables_minimum_override_role"] == "maintainer"
+    assert build.settings["restrict_user_defined_variables"] is False  # any branch may build: nothing to bind
+    assert {name: env["deploy_access_levels"] for name, env in deploy.protected_environments.items()} == {
+        "production": [{"access_level": 40}],
+        "staging": [{"access_level": 30}],
+    }
+    assert build.protected_environments == {}
+
+
+def test_the_approval_trigger_still_passes_its_variables_after_the_restriction(properties, gitlab_fake, cfn_responses):
+    from lambdas.model_trigger import handler as trigger
+
+    run("Create", properties, cfn_responses)
+    deploy = gitlab_fake.project(f"{NAMESPACE}/abalone-model-deploy")
+    settings = trigger.Settings(gitlab_fake.url, properties["TriggerSecretArn"], "abalone", "unused")
+    change = trigger.ModelPackageStateChange.model_validate(approval_event())
+
+    trigger.trigger_deploy_pipeline(change, settings)
+
+    (pipeline,) = gitlab_fake.pipelines
+    assert pipeline["project_id"] == deploy.id and pipeline["variables"]["MODEL_PACKAGE_ARN"].endswith("/abalone/3")
+    # With no_one_allowed the same call fails: that is why the seed chooses maintainer.
+    deploy.settings["ci_pipeline_variables_minimum_override_role"] = "no_one_allowed"
+    with pytest.raises(trigger.TriggerError, match="Insufficient permissions"):
+        trigger.trigger_deploy_pipeline(change, settings)
+
+
+def test_an_earlier_seeds_unscoped_production_role_is_replaced_not_kept(properties, gitlab_fake, cfn_responses):
+    run("Create", properties, cfn_responses)
+    deploy = gitlab_fake.project(f"{NAMESPACE}/abalone-model-deploy")
+    old = dict(deploy.scoped_variables.pop(("PROD_DEPLOY_ROLE_ARN", "production")), environment_scope="*")
+    deploy.scoped_variables[("PROD_DEPLOY_ROLE_ARN", "*")] = old  # what the seed set before environment scopes
+
+    answer = run("Create", properties, cfn_responses)
+
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert [scope for key, scope in deploy.scoped_variables if key == "PROD_DEPLOY_ROLE_ARN"] == ["production"]
+    deleted = run("Delete", properties, cfn_responses, physical_id=answer["PhysicalResourceId"])
+    assert deleted["Status"] == "SUCCESS" and deploy.scoped_variables == {}
+
+
+@pytest.mark.parametrize(("tier", "status"), [("free", "403"), ("ce", "404")])
+def test_without_protected_environments_the_seed_succeeds_and_says_what_stays_open(
+    properties, gitlab_fake, cfn_responses, tier, status
+):
+    gitlab_fake.tier = tier
+
+    answer = run("Create", properties, cfn_responses)
+
+    assert answer["Status"] == "SUCCESS"
+    for environment in ("production", "staging"):
+        assert f"could not protect environment '{environment}' ({status}" in answer["Reason"]
+    assert "Premium" in answer["Reason"] and "production jobs' audience" in answer["Reason"]
+    deploy = gitlab_fake.project(f"{NAMESPACE}/abalone-model-deploy")
+    assert deploy.scoped_variables[("PROD_DEPLOY_ROLE_ARN", "production")]["protected"] is True  # the rest holds
+
+
+def test_a_gitlab_that_ignores_the_settings_is_named_in_a_warning(properties, gitlab_fake, cfn_responses):
+    gitlab_fake.known_settings = set()  # an old release: the attributes are silently ignored
+
+    answer = run("Create", properties, cfn_responses)
+
+    assert answer["Status"] == "SUCCESS"
+    assert "did not apply ci_id_token_sub_claim_components" in answer["Reason"]
+    assert "ci_pipeline_variables_minimum_override_role, restrict_user_defined_variables" in answer["Reason"]
+    assert "18.2.2" in answer["Reason"]

@@ -38,12 +38,12 @@ def lambda_handler(event: dict, context) -> dict | None:
     try:
         logger.info("custom resource request", extra={"request_type": request_type})
         if request_type == "Create":
-            request, data = _create_or_update(event["ResourceProperties"])
-            responder.succeeded(request.physical_resource_id, data)
+            request, data, warnings = _create_or_update(event["ResourceProperties"])
+            responder.succeeded(request.physical_resource_id, data, reason=_reason(warnings))
         elif request_type == "Update":
-            request, data = _create_or_update(event["ResourceProperties"])
+            request, data, warnings = _create_or_update(event["ResourceProperties"])
             reason = _clean_renamed(event["OldResourceProperties"], request)
-            responder.succeeded(event["PhysicalResourceId"], data, reason=reason)
+            responder.succeeded(event["PhysicalResourceId"], data, reason=_reason(warnings, reason))
         elif request_type == "Delete":
             reason = _delete(event)
             responder.succeeded(event["PhysicalResourceId"], reason=reason)
@@ -58,7 +58,12 @@ def lambda_handler(event: dict, context) -> dict | None:
     return responder.sent
 
 
-def _create_or_update(properties: dict) -> tuple[SeedRequest, dict[str, str]]:
+def _reason(warnings: list[str], reason: str = "") -> str:
+    """The SUCCESS reason: what GitLab refused shows in the stack's events (CloudFormation keeps 4 KB)."""
+    return "; ".join([*([reason] if reason else []), *(f"warning: {w}" for w in warnings)])[:3900]
+
+
+def _create_or_update(properties: dict) -> tuple[SeedRequest, dict[str, str], list[str]]:
     request = SeedRequest.from_properties(properties)
     seeder = Seeder(_gitlab(request, properties), request)
     s3 = boto3.client("s3")
@@ -73,7 +78,7 @@ def _create_or_update(properties: dict) -> tuple[SeedRequest, dict[str, str]]:
         SecretId=_required(properties, "TriggerSecretArn"), SecretString=outcome.trigger_secret()
     )
     logger.info("trigger token stored", extra={"deploy_project_id": outcome.deploy.project_id})
-    return request, outcome.response_data()
+    return request, outcome.response_data(), outcome.warnings
 
 
 def _clean_renamed(old_properties: dict, new: SeedRequest) -> str:

@@ -7,7 +7,12 @@ the same `SeedRequest` in, the same GitLab state out, however often it runs.
 - Every file of the seed archive is committed, base64-encoded (binary-safe), executable bits kept.
   An empty repository gets the seed on its default branch. A repository that already has commits is
   never overwritten: files that differ go to the branch `seed-update` for a merge request.
-- CI/CD variables: role ARNs masked, the production role protected (only protected branches see it).
+- CI/CD variables: role ARNs masked; the production role protected and scoped to the `production`
+  environment, so only the production jobs of protected branches get it.
+- Project settings the roles rely on: the ID token's `sub` is project_path, ref_type and ref (what the
+  trust policies match); on the deploy project only maintainers (and the trigger token, whose owner is
+  the seeding user) may set pipeline variables; `production` and `staging` are protected environments
+  where the GitLab tier has them (Premium). What a tier or an old GitLab refused is returned as warnings.
 - The deploy project gets exactly one pipeline trigger token for this SageMaker project; every seed
   rotates it. The caller stores it in Secrets Manager for the trigger Lambda.
 """
@@ -31,7 +36,17 @@ from gitlab.v4.objects import Project
 log = logging.getLogger(__name__)
 
 SEED_UPDATE_BRANCH = "seed-update"
+DEVELOPER_ACCESS = 30
 MAINTAINER_ACCESS = 40
+# The only components GitLab accepts (ProjectCiCdSetting::ALLOWED_SUB_CLAIM_COMPONENTS, GitLab issue 477260);
+# all three, in the default order: the roles' trust policies match exactly this sub.
+SUB_CLAIM_COMPONENTS = ["project_path", "ref_type", "ref"]
+# Not no_one_allowed: a trigger-token pipeline sets variables as the token's owner, and the approval trigger
+# must pass MODEL_PACKAGE_ARN. The owner is the seeding user, a maintainer.
+PIPELINE_VARIABLES_ROLE = "maintainer"
+# Who may run a deployment job there: production maintainers only; staging developers, so branch pipelines
+# still deploy staging while a fork's merge request pipeline (its author may be no member) cannot.
+PROTECTED_ENVIRONMENTS = {"production": MAINTAINER_ACCESS, "staging": DEVELOPER_ACCESS}
 REQUEST_TIMEOUT_SECONDS = 30
 # Project paths GitLab accepts, kept strict so a typo fails here with a clear message.
 PROJECT_PATH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -87,6 +102,7 @@ class Variable:
     value: str
     masked: bool = False
     protected: bool = False
+    environment_scope: str = "*"  # "production": only jobs deploying to that environment see it
 
 
 # Custom resource property -> SeedRequest field. The template and provision_project.py send these.
@@ -171,8 +187,15 @@ class SeedRequest:
         return [
             *self.common_variables(),
             Variable("STAGING_DEPLOY_ROLE_ARN", self.deploy_staging_role_arn, masked=True),
-            # Only jobs on protected refs see the production role (its trust policy demands it too).
-            Variable("PROD_DEPLOY_ROLE_ARN", self.deploy_prod_role_arn, masked=True, protected=True),
+            # Only the production jobs (environment production) of protected refs see the production role;
+            # its trust policy adds the default branch and the production audience.
+            Variable(
+                "PROD_DEPLOY_ROLE_ARN",
+                self.deploy_prod_role_arn,
+                masked=True,
+                protected=True,
+                environment_scope="production",
+            ),
             Variable("MODEL_EXECUTION_ROLE_ARN", self.model_execution_role_arn, masked=True),
         ]
 
@@ -207,6 +230,7 @@ class SeedOutcome:
     deploy: ProjectOutcome
     deploy_ref: str
     trigger_token: str = field(repr=False)  # never printed
+    warnings: list[str] = field(default_factory=list)  # what GitLab refused, and what that leaves open
 
     def trigger_secret(self) -> str:
         """The JSON the trigger Lambda reads from Secrets Manager."""
@@ -250,6 +274,7 @@ class Seeder:
     def __init__(self, client: gitlab.Gitlab, request: SeedRequest):
         self.gl = client
         self.request = request
+        self.warnings: list[str] = []
 
     # -- Create / Update -------------------------------------------------------------------------
     def seed(self, build_files: list[SeedFile], deploy_files: list[SeedFile]) -> SeedOutcome:
@@ -257,8 +282,18 @@ class Seeder:
         build = self._seed_project(namespace, self.request.build_repo, build_files, self.request.build_variables())
         deploy = self._seed_project(namespace, self.request.deploy_repo, deploy_files, self.request.deploy_variables())
         deploy_project = self.gl.projects.get(deploy.project_id)
+        self._restrict_pipeline_variables(deploy_project)
+        self._protect_environments(deploy_project)
         token = self._rotate_trigger(deploy_project)
-        return SeedOutcome(build=build, deploy=deploy, deploy_ref=self.request.default_branch, trigger_token=token)
+        for warning in self.warnings:
+            log.warning(warning)
+        return SeedOutcome(
+            build=build,
+            deploy=deploy,
+            deploy_ref=self.request.default_branch,
+            trigger_token=token,
+            warnings=list(self.warnings),
+        )
 
     def _namespace(self):
         try:
@@ -299,6 +334,7 @@ class Seeder:
             else:
                 log.info("%s: already holds the seed; nothing to commit", project.path_with_namespace)
         self._protect_branch(project, branch)
+        self._set_sub_claim(project)
         self._set_variables(project, variables)
         return ProjectOutcome(
             project_id=project.id,
@@ -382,15 +418,72 @@ class Seeder:
                 {"name": branch, "push_access_level": MAINTAINER_ACCESS, "merge_access_level": MAINTAINER_ACCESS}
             )
 
+    def _update_settings(self, project: Project, settings: dict, consequence: str) -> None:
+        """PUT the project settings; GitLab ignores attributes it does not know, so read back what it kept."""
+        kept = self.gl.projects.update(project.id, settings) or {}
+        refused = sorted(name for name, value in settings.items() if kept.get(name) != value)
+        if refused:
+            self.warnings.append(
+                f"{project.path_with_namespace}: GitLab did not apply {', '.join(refused)} (it needs GitLab"
+                f" 18.2.2 or later): {consequence}"
+            )
+
+    def _set_sub_claim(self, project: Project) -> None:
+        self._update_settings(
+            project,
+            {"ci_id_token_sub_claim_components": SUB_CLAIM_COMPONENTS},
+            "ID tokens keep this GitLab's default sub; if it is not project_path:...:ref_type:...:ref:..., no"
+            " job can assume its role",
+        )
+
+    def _restrict_pipeline_variables(self, project: Project) -> None:
+        self._update_settings(
+            project,
+            {
+                "restrict_user_defined_variables": True,
+                "ci_pipeline_variables_minimum_override_role": PIPELINE_VARIABLES_ROLE,
+            },
+            "developers can still set pipeline variables (web and API runs) that outrank the project's",
+        )
+
+    def _protect_environments(self, project: Project) -> None:
+        """Premium: only the given role may run a job deploying there. Free/CE answers 403/404: warn."""
+        for name, access_level in PROTECTED_ENVIRONMENTS.items():
+            try:
+                project.protected_environments.get(name)
+                continue
+            except gitlab.GitlabGetError as error:
+                if error.response_code not in (403, 404):  # 404: not protected yet, or no such API (CE)
+                    raise
+            try:
+                project.protected_environments.create(
+                    {"name": name, "deploy_access_levels": [{"access_level": access_level}]}
+                )
+                log.info("%s: environment %s protected", project.path_with_namespace, name)
+            except gitlab.GitlabCreateError as error:
+                if error.response_code not in (403, 404):
+                    raise
+                self.warnings.append(
+                    f"{project.path_with_namespace}: could not protect environment {name!r} ({error.response_code}:"
+                    " protected environments need GitLab Premium): anyone who may run a pipeline on the default"
+                    " branch may run its deployment jobs; the production role still needs the default branch and"
+                    " the production jobs' audience"
+                )
+
     def _set_variables(self, project: Project, variables: list[Variable]) -> None:
-        current = {v.key: v for v in project.variables.list(get_all=True)}
+        current = {(v.key, v.environment_scope): v for v in project.variables.list(get_all=True)}
         for var in variables:
+            scope = {"environment_scope": var.environment_scope}
             wanted = {"value": var.value, "masked": var.masked, "protected": var.protected}
-            old = current.get(var.key)
+            old = current.pop((var.key, var.environment_scope), None)
             if old is None:
-                project.variables.create({"key": var.key, **wanted})
+                project.variables.create({"key": var.key, **wanted, **scope})
             elif any(getattr(old, name) != value for name, value in wanted.items()):
-                project.variables.update(var.key, wanted)
+                project.variables.update(var.key, wanted, filter=scope)
+            # The same key in another scope (an earlier seed's "*" production role) would reach other jobs.
+            for key, other_scope in [k for k in current if k[0] == var.key]:
+                project.variables.delete(key, filter={"environment_scope": other_scope})
+                del current[(key, other_scope)]
         log.info("%s: %d CI/CD variables set", project.path_with_namespace, len(variables))
 
     def _rotate_trigger(self, project: Project) -> str:
@@ -429,7 +522,7 @@ class Seeder:
                 raise
             for var in variables:
                 try:
-                    project.variables.delete(var.key)
+                    project.variables.delete(var.key, filter={"environment_scope": var.environment_scope})
                 except gitlab.GitlabDeleteError as error:
                     if error.response_code != 404:
                         leftovers.append(f"{repo} variable {var.key}: {error.response_code}")
