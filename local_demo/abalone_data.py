@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines import s3_input  # model-build's own check, the one its run_pipeline makes
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_COPY = REPO_ROOT.parent / "shared" / "datasets" / "abalone.csv"
 UCI_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/abalone/abalone.data"
@@ -42,12 +44,16 @@ class DemoData:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.body or self.s3_uri.encode()).hexdigest()
+        return hashlib.sha256(self.body if self.body is not None else self.s3_uri.encode()).hexdigest()
 
 
 def resolve(choice: str | None) -> DemoData:
     choice = (choice or "").strip()
     if choice.startswith("s3://"):
+        try:
+            s3_input.split_uri(choice)  # the form now; whether it exists once the stack is up (upload)
+        except s3_input.InputError as error:
+            raise DataError(f"DATA={choice}: {error}") from None
         return DemoData(f"{choice} (already in S3)", None, s3_uri=choice)
     if choice == "uci":
         return _uci(download_uci())
@@ -55,6 +61,10 @@ def resolve(choice: str | None) -> DemoData:
         path = Path(choice).expanduser()
         if not path.is_file():
             raise DataError(f"DATA={choice}: no such file. Give a CSV path, an s3:// URI, or DATA=uci")
+        if not path.read_bytes().strip():
+            raise DataError(
+                f"DATA={choice} is empty: give the abalone CSV ({HEADER}, header optional), an s3:// URI, or DATA=uci"
+            )
         return DemoData(f"{path} ({path.stat().st_size} bytes)", path.read_bytes())
     if SHARED_COPY.is_file():
         return DemoData(f"UCI Abalone data from {SHARED_COPY}", SHARED_COPY.read_bytes())
@@ -112,6 +122,10 @@ def upload(data: DemoData, s3, bucket: str) -> str:
     """The data's S3 URI, uploading it first. Keys are content-addressed: new data never reuses a
     cached preprocessing step (SageMaker's cache compares the input's URI, not its content)."""
     if data.s3_uri:
+        try:
+            s3_input.check(s3, data.s3_uri)  # HeadBucket/HeadObject/ListObjectsV2: a second, not a failed job
+        except s3_input.InputError as error:
+            raise DataError(f"DATA={error}") from None
         return data.s3_uri
     key = f"data/abalone/{data.sha256[:16]}/abalone.csv"
     s3.put_object(Bucket=bucket, Key=key, Body=data.body)

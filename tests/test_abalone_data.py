@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 
+import boto3
 import pytest
 
 from local_demo import abalone_data
@@ -39,3 +41,52 @@ def test_a_download_with_the_wrong_checksum_is_refused(monkeypatch):
     monkeypatch.setattr(abalone_data.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(b"not the data"))
     with pytest.raises(abalone_data.DataError, match="SHA-256"):
         abalone_data.resolve("uci")
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n", b"   "])
+def test_an_empty_data_file_is_named_with_the_fix(tmp_path, content):
+    empty = tmp_path / "abalone.csv"
+    empty.write_bytes(content)
+    with pytest.raises(abalone_data.DataError, match=r"DATA=.*abalone.csv is empty: give the abalone CSV \(sex,"):
+        abalone_data.resolve(str(empty))
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [("s3://", "names no bucket"), ("s3:///x.csv", "names no bucket"), ("s3://b", "names no object")],
+)
+def test_an_s3_uri_without_bucket_or_key_is_refused_before_anything_runs(uri, expected):
+    with pytest.raises(abalone_data.DataError, match=f"DATA={uri}: .*{expected}"):
+        abalone_data.resolve(uri)
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    from moto import mock_aws
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="data")
+        client.put_object(Bucket="data", Key="abalone/abalone.csv", Body=b"M,0.4,0.3,0.1,0.5,0.2,0.1,0.1,9\n")
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("s3://no-such-bucket/a.csv", "DATA=s3://no-such-bucket/a.csv: bucket no-such-bucket does not exist"),
+        ("s3://data/abalone/missing.csv", "no object s3://data/abalone/missing.csv and nothing under that prefix"),
+    ],
+)
+def test_an_s3_input_that_does_not_exist_is_named_before_the_pipeline_starts(s3, uri, expected):
+    with pytest.raises(abalone_data.DataError, match=re.escape(expected)):
+        abalone_data.upload(abalone_data.resolve(uri), s3, "artifacts")
+
+
+@pytest.mark.parametrize("uri", ["s3://data/abalone/abalone.csv", "s3://data/abalone/"])
+def test_an_s3_object_or_folder_that_exists_is_used_as_is(s3, uri):
+    assert abalone_data.upload(abalone_data.resolve(uri), s3, "artifacts") == uri

@@ -15,7 +15,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from pipelines import sdk_env
+from pipelines import s3_input, sdk_env
 
 # `definition` needs no account: these stand in for the role and bucket the project stack creates.
 PLACEHOLDER_ROLE = "arn:aws:iam::111111111111:role/placeholder-sagemaker-pipeline-role"
@@ -147,7 +147,12 @@ def run(settings: Settings, parameters: dict[str, str], wait: bool, poll_seconds
         raise ConfigError(f"unknown pipeline parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(declared))}")
     session = boto3.Session(region_name=settings.region)
     sagemaker = session.client("sagemaker")
+    input_uri = parameters.get("InputDataUrl") or next(
+        p.default_value for p in pipeline.parameters if p.name == "InputDataUrl"
+    )
     try:
+        # Before anything is uploaded or started: a wrong input fails here in a second, not in the Preprocess job.
+        s3_input.check(session.client("s3"), input_uri)
         upload_step_code(settings, session.client("s3"))
         pipeline.upsert(role_arn=settings.role_arn, description="Abalone model build", tags=tags(settings))
         print(f"Upserted pipeline {settings.pipeline_name}", flush=True)
@@ -155,13 +160,25 @@ def run(settings: Settings, parameters: dict[str, str], wait: bool, poll_seconds
             PipelineName=settings.pipeline_name,
             PipelineParameters=[{"Name": name, "Value": str(value)} for name, value in sorted(parameters.items())],
         )["PipelineExecutionArn"]
+    except s3_input.InputError as error:
+        raise ConfigError(f"InputDataUrl {error}") from None
     except (Boto3Error, BotoCoreError, ClientError) as error:
         print(f"error: could not upsert or start {settings.pipeline_name}: {error}", file=sys.stderr)
         return 2
     print(f"Started {execution_arn}", flush=True)
     if not wait:
         return 0
-    result = follow(sagemaker, execution_arn, poll_seconds=poll_seconds)
+    try:
+        result = follow(sagemaker, execution_arn, poll_seconds=poll_seconds)
+    except (BotoCoreError, ClientError) as error:
+        # One line, not botocore's traceback: the endpoint went away (the local stack stopped, the network).
+        print(
+            f"error: lost AWS while following {execution_arn}: {error}. Check that the endpoint is up"
+            " (local stack: `scripts/local-stack status`) and AWS_ENDPOINT_URL / AWS_REGION; the execution"
+            " may still be running in SageMaker",
+            file=sys.stderr,
+        )
+        return 2
     print(summary(result), flush=True)
     if result.status != "Succeeded":
         return 1

@@ -84,3 +84,57 @@ def test_missing_input_folder_content_is_reported(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert preprocess.main(["--input-dir", str(tmp_path / "empty"), "--output-dir", str(tmp_path / "out")]) == 1
     assert "no input file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "expected"),
+    [
+        ("M,inf,0.3,0.1,0.5,0.2,0.1,0.1,9", "column length is not a finite number (inf) (lines 3)"),
+        ("M,0.4,-inf,0.1,0.5,0.2,0.1,0.1,9", "column diameter is not a finite number (inf) (lines 3)"),
+        ("M,0.4,0.3,0.1,1e308,0.2,0.1,0.1,9", "column whole_weight is above 100"),
+        ("M,0.4,0.3,0.1,0.5,0.2,0.1,0.1,-3", "column rings is negative (a count of rings) (lines 3)"),
+        ("M,0.4,0.3,0.1,0.5,-0.2,0.1,0.1,9", "column shucked_weight is negative"),
+        ("M,0.4,0.3,0.1,0.5,0.2,0.1,0.1,1e6", "column rings is above 200"),
+    ],
+    ids=["inf", "minus-inf", "1e308", "negative-rings", "negative-weight", "absurd-rings"],
+)
+def test_non_finite_and_impossible_values_are_refused_naming_their_lines(tmp_path, capsys, bad_row, expected):
+    data = tmp_path / "abalone.csv"
+    data.write_text(f"{HEADER}\n{GOOD_ROW}\n{bad_row}\n" + f"{GOOD_ROW}\n" * 10)
+
+    assert preprocess.main(["--input-dir", str(data), "--output-dir", str(tmp_path / "out")]) == 1
+
+    error = capsys.readouterr().err
+    assert expected in error and "Fix or drop these rows" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_many_bad_rows_name_the_first_few_and_count_the_rest(tmp_path, capsys):
+    data = tmp_path / "abalone.csv"
+    data.write_text(f"{HEADER}\n" + "M,0.4,0.3,0.1,-0.5,0.2,0.1,0.1,9\n" * 12)
+    assert preprocess.main(["--input-dir", str(data), "--output-dir", str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err
+    assert "column whole_weight is negative" in error and "(lines 2, 3, 4, 5, 6 and 7 more)" in error
+
+
+def test_the_real_data_has_zero_heights_and_passes(abalone_csv, tmp_path):
+    # Two UCI rows have height 0: zero is possible, only negative values are refused.
+    assert (pd.read_csv(abalone_csv)["height"] == 0).sum() == 2
+    assert {len(part) for part in run_preprocess(abalone_csv, tmp_path / "out").values()} == {2924, 627, 626}
+
+
+@pytest.mark.parametrize("rows", [1, 3, 5])
+def test_too_few_rows_for_the_split_say_how_many_are_needed(tmp_path, capsys, rows):
+    data = tmp_path / "abalone.csv"
+    data.write_text(f"{HEADER}\n" + f"{GOOD_ROW}\n" * rows)
+    assert preprocess.main(["--input-dir", str(data), "--output-dir", str(tmp_path / "out")]) == 1
+    error = capsys.readouterr().err
+    assert f"{rows} data rows are too few for the train/validation/test split" in error
+    assert "at least 6 are needed" in error
+
+
+def test_six_rows_give_every_split_a_row(tmp_path):
+    data = tmp_path / "input" / "abalone.csv"
+    data.parent.mkdir()
+    data.write_text(f"{HEADER}\n" + f"{GOOD_ROW}\n" * 6)
+    assert [len(part) for part in run_preprocess(data.parent, tmp_path / "out").values()] == [4, 1, 1]

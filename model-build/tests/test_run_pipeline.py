@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from pipelines import execution, run_pipeline
+from pipelines import execution, run_pipeline, s3_input
 from pipelines.abalone.pipeline import step_code
 
 ROLE = "arn:aws:iam::123456789012:role/pipeline"
@@ -21,6 +24,8 @@ ROLE = "arn:aws:iam::123456789012:role/pipeline"
 def bucket(aws_env):
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="artifacts")
+    # The pipeline's default InputDataUrl: run checks that it exists before starting anything.
+    s3.put_object(Bucket="artifacts", Key="data/abalone/abalone.csv", Body=b"sex,length\n")
     return "artifacts"
 
 
@@ -69,10 +74,76 @@ def test_missing_settings_and_bad_parameters_are_named(aws_env, bucket):
         run_pipeline.main(["run", "--role-arn", ROLE, "--bucket", bucket, "-p", "Threshold=3"])
 
 
-def test_aws_errors_are_reported_not_raised(aws_env, capsys):
-    # The bucket does not exist: uploading the step code fails with the AWS error in the message.
-    assert run_pipeline.main(["run", "--role-arn", ROLE, "--bucket", "no-such-bucket", "--no-wait"]) == 2
+def test_aws_errors_are_reported_not_raised(aws_env, bucket, capsys):
+    # The artifact bucket does not exist (the input does): uploading the step code fails with AWS's error.
+    data = ["-p", f"InputDataUrl=s3://{bucket}/data/abalone/abalone.csv"]
+    assert run_pipeline.main(["run", "--role-arn", ROLE, "--bucket", "no-such-bucket", "--no-wait", *data]) == 2
     assert "NoSuchBucket" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("s3://no-such-bucket/data/abalone.csv", "bucket no-such-bucket does not exist"),
+        ("s3://", "'s3://' names no bucket: give s3://BUCKET/KEY"),
+        ("s3:///abalone.csv", "names no bucket"),
+        ("s3://artifacts", "names no object"),
+        ("s3://artifacts/data/missing.csv", "no object s3://artifacts/data/missing.csv and nothing under that prefix"),
+        ("/tmp/abalone.csv", "is not an S3 URI"),
+    ],
+)
+def test_a_bad_input_uri_stops_the_run_before_anything_is_uploaded_or_started(aws_env, bucket, uri, expected):
+    name = f"bad-input-{abs(hash(uri))}"  # the moto server lives for the session: a pipeline of its own
+    with pytest.raises(SystemExit, match=re.escape(expected)) as stopped:
+        run_pipeline.main(
+            ["run", "--role-arn", ROLE, "--bucket", bucket, "--pipeline-name", name, "-p", f"InputDataUrl={uri}"]
+        )
+    assert str(stopped.value).startswith("error: InputDataUrl ")
+    with pytest.raises(ClientError, match="Could not find pipeline"):
+        boto3.client("sagemaker").describe_pipeline(PipelineName=name)
+    assert boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"{name}/")["KeyCount"] == 0
+
+
+def test_the_input_check_is_three_calls_at_most_and_accepts_a_prefix(aws_env, bucket):
+    s3 = boto3.client("s3")
+    calls = []
+    s3.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
+    started = time.monotonic()
+
+    s3_input.check(s3, f"s3://{bucket}/data/abalone/abalone.csv")  # the object
+    s3_input.check(s3, f"s3://{bucket}/data/abalone/")  # a folder: SageMaker's S3Prefix input
+    with pytest.raises(s3_input.InputError):
+        s3_input.check(s3, "s3://no-such-bucket/x.csv")
+
+    assert time.monotonic() - started < 2
+    assert calls == ["HeadBucket", "HeadObject", "HeadBucket", "HeadObject", "ListObjectsV2", "HeadBucket"]
+
+
+def test_losing_the_endpoint_while_following_is_one_line_not_a_traceback(monkeypatch, aws_env, capsys):
+    # The stack dies after the execution started: the job says so in one line.
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="artifacts")
+    s3.put_object(Bucket="artifacts", Key="data/abalone/abalone.csv", Body=b"sex\n")
+    real_follow = execution.follow
+
+    def stack_dies_then_follow(*args, **kwargs):
+        server.stop()
+        return real_follow(*args, **kwargs)
+
+    monkeypatch.setattr(execution, "follow", stack_dies_then_follow)
+
+    assert run_pipeline.main(["run", "--role-arn", ROLE, "--bucket", "artifacts", "--poll-seconds", "0"]) == 2
+
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Traceback" not in error
+    assert f'Could not connect to the endpoint URL: "http://{host}:{port}/"' in error
+    assert "lost AWS while following arn:aws:sagemaker:" in error and "scripts/local-stack status" in error
 
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/abalone-build/execution/abc"

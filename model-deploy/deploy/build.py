@@ -3,13 +3,15 @@
 The package is the one the approval trigger names (MODEL_PACKAGE_ARN), checked to be Approved and
 in this project's group, or, on a run by hand, the newest Approved version. Never "whatever is
 latest" when a version was named: a second approval in between must not change what ships.
+First of all it records the approval event (`approval_event.py`): a second pipeline for the same
+event stops here, before anything is resolved or deployed.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from deploy import aws, registry, release, stage_config
+from deploy import approval_event, aws, registry, release, stage_config
 from deploy.environment import Environment
 from deploy.naming import STAGES
 from deploy.registry import ModelPackage
@@ -55,6 +57,7 @@ def release_of(environment: Environment, package: ModelPackage, stages: tuple[st
 
 
 def run(environment: Environment, build_dir: Path) -> int:
+    print(approval_event.record(aws.client("s3", environment.region), environment))
     package, reason = resolve_package(aws.client("sagemaker", environment.region), environment)
     print(f"Resolved {package.arn} ({reason})")
     details = {

@@ -24,6 +24,7 @@ VARIABLES = {
     "CLOUDFORMATION_ROLE_ARN": "optional role CloudFormation assumes to create the resources (least privilege for CI)",
     "MODEL_PACKAGE_ARN": "from the approval trigger: the exact version to deploy (empty: latest Approved)",
     "MODEL_APPROVAL_STATUS": "from the approval trigger: Approved or Rejected",
+    "EVENTBRIDGE_EVENT_ID": "from the approval trigger: the event's id; build deploys each event once",
 }
 # What build needs, and rollback, which builds one stage's inputs again.
 BUILD_VARIABLES = (
@@ -51,6 +52,7 @@ class Environment:
     cloudformation_role_arn: str = ""  # empty: CloudFormation acts with the caller's credentials
     model_package_arn: str = ""  # set by the approval trigger, empty on a web run
     approval_status: str = ""
+    event_id: str = ""  # set by the approval trigger, empty on a web run
 
 
 def variable(name: str) -> str:
@@ -80,4 +82,5 @@ def load(required: Iterable[str]) -> Environment:
         cloudformation_role_arn=variable("CLOUDFORMATION_ROLE_ARN"),
         model_package_arn=variable("MODEL_PACKAGE_ARN"),
         approval_status=variable("MODEL_APPROVAL_STATUS"),
+        event_id=variable("EVENTBRIDGE_EVENT_ID"),
     )

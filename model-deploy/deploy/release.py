@@ -52,5 +52,16 @@ def read(build_dir: Path) -> Release:
         record = json.loads(path.read_text())
     except FileNotFoundError:
         raise DeployError(f"{path} is missing: run `python -m deploy build` first") from None
-    stages = {stage: StageInputs(**inputs) for stage, inputs in record.pop("stages").items()}
-    return Release(**record, stages=stages)
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
+        raise DeployError(
+            f"{path} is not valid JSON ({error}): the build job's artifact is damaged or was edited;"
+            " run `python -m deploy build` again (in CI: retry the build job)"
+        ) from None
+    try:
+        stages = {stage: StageInputs(**inputs) for stage, inputs in record.pop("stages").items()}
+        return Release(**record, stages=stages)
+    except (AttributeError, KeyError, TypeError) as error:
+        raise DeployError(
+            f"{path} is not a release written by this version of build ({type(error).__name__}: {error});"
+            " run `python -m deploy build` again"
+        ) from None

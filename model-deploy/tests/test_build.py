@@ -105,3 +105,64 @@ def test_missing_variables_are_named(project, monkeypatch, capsys):
     error = capsys.readouterr().err
     assert "ARTIFACT_BUCKET" in error and "MODEL_EXECUTION_ROLE_ARN" in error
     assert "SAGEMAKER_PROJECT_NAME" not in error
+
+
+# -- one deployment per approval event ----------------------------------------------------------------
+EVENT_ID = "6f1c2f6e-2b1d-4c55-9d1e-0a4b8c3f7e21"
+
+
+def as_pipeline(monkeypatch, pipeline_id: int, commit: str = "c0ffee0123456789") -> None:
+    """The variables GitLab sets in a job of pipeline `pipeline_id`."""
+    monkeypatch.setenv("CI_PIPELINE_ID", str(pipeline_id))
+    monkeypatch.setenv("CI_PIPELINE_URL", f"https://gitlab.example.com/ml/deploy/-/pipelines/{pipeline_id}")
+    monkeypatch.setenv("CI_COMMIT_SHA", commit)
+
+
+def test_a_second_pipeline_for_the_same_event_stops_at_once_naming_the_first(project, monkeypatch, capsys):
+    arn = project.register()
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", arn)
+    monkeypatch.setenv("EVENTBRIDGE_EVENT_ID", EVENT_ID)
+    as_pipeline(monkeypatch, 41)
+    assert project.run("build") == 0
+    assert f"recorded approval event {EVENT_ID}" in capsys.readouterr().out
+    (project.build_dir / "release.json").unlink()
+
+    as_pipeline(monkeypatch, 42, commit="beef")
+    assert project.run("build") == 1
+
+    error = capsys.readouterr().err
+    assert f"event {EVENT_ID} was already taken by https://gitlab.example.com/ml/deploy/-/pipelines/41" in error
+    assert "commit c0ffee012345" in error and "stops here, nothing was deployed" in error
+    assert not (project.build_dir / "release.json").exists()  # nothing for a later job to deploy
+    marker = json.loads(
+        project.s3.get_object(Bucket=project.bucket, Key=f"deploy-events/{project.name}/{EVENT_ID}.json")["Body"].read()
+    )
+    assert (marker["pipeline_id"], marker["model_package_arn"], marker["commit"]) == ("41", arn, "c0ffee0123456789")
+
+
+def test_a_retried_build_job_of_the_first_pipeline_goes_on(project, monkeypatch, capsys):
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", project.register())
+    monkeypatch.setenv("EVENTBRIDGE_EVENT_ID", EVENT_ID)
+    as_pipeline(monkeypatch, 7)
+    assert project.run("build") == 0
+    assert project.run("build") == 0  # "Retry" on the job: same pipeline
+    assert "is this pipeline's already" in capsys.readouterr().out
+
+
+def test_runs_without_an_event_id_are_never_stopped_and_record_nothing(project, monkeypatch, capsys):
+    project.register()
+    as_pipeline(monkeypatch, 1)
+    assert project.run("build") == 0
+    as_pipeline(monkeypatch, 2)
+    assert project.run("build") == 0
+    assert "nothing to record" in capsys.readouterr().out
+    listed = project.s3.list_objects_v2(Bucket=project.bucket, Prefix="deploy-events/")
+    assert listed["KeyCount"] == 0
+
+
+def test_a_malformed_event_id_is_refused_before_anything_is_written(project, monkeypatch, capsys):
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", project.register())
+    monkeypatch.setenv("EVENTBRIDGE_EVENT_ID", "../other-project/x")
+    assert project.run("build") == 1
+    assert "is not an EventBridge event id" in capsys.readouterr().err
+    assert project.s3.list_objects_v2(Bucket=project.bucket, Prefix="deploy-events/")["KeyCount"] == 0

@@ -130,3 +130,24 @@ def test_a_refused_create_fails_and_a_stack_left_in_rollback_complete_is_recreat
 def test_deploy_without_build_inputs_says_what_to_run(project, capsys):
     assert project.run("deploy-stage", "staging") == 1
     assert "run `python -m deploy build` first" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"package_arn": "arn:aws:sagemaker:', "is not valid JSON (Unterminated string"),
+        ("", "is not valid JSON (Expecting value"),
+        ("[1, 2]", "is not a release written by this version of build (TypeError"),
+        ('{"package_arn": "x"}', "is not a release written by this version of build (KeyError"),
+    ],
+    ids=["truncated", "empty", "not-an-object", "missing-fields"],
+)
+def test_a_damaged_release_file_is_named_with_the_fix(project, capsys, content, expected):
+    project.build_dir.mkdir(parents=True)
+    (project.build_dir / "release.json").write_text(content)
+
+    assert project.run("deploy-stage", "staging") == 1
+
+    error = capsys.readouterr().err
+    assert f"{project.build_dir / 'release.json'} {expected}" in error
+    assert "run `python -m deploy build` again" in error and "Traceback" not in error

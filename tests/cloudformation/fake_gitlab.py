@@ -110,6 +110,17 @@ class FakeGitLab:
         for _ in range(times):
             self._failures.append((method, re.compile(path_regex), failure))
 
+    def created_then(self, error: BaseException):
+        """A fail_next callback: GitLab creates the pipeline, then the answer never arrives (`error` is
+        raised as requests raises it: a read timeout, a dropped connection)."""
+
+        def respond(request: requests.PreparedRequest):
+            project_ref = unquote(urlparse(request.url).path.split("/projects/", 1)[1].split("/", 1)[0])
+            self._trigger_pipeline(project_ref, json.loads(request.body))
+            raise error
+
+        return respond
+
     # -- dispatch --------------------------------------------------------------------------------
     def _dispatch(self, request: requests.PreparedRequest):
         parsed = urlparse(request.url)

@@ -205,6 +205,11 @@ STAGING_WORK = {
         tags("ResourceTag", stage="staging"),
     ),
     "write staging test results": ("s3:PutObject", obj("staging-tests/abalone/3/staging-test-results.json"), {}),
+    "record an approval event once": (
+        "s3:PutObject",
+        obj("deploy-events/abalone/0a5d8167-d5bd-4807-85c2-a778d8fcd7c0.json"),
+        {"s3:if-none-match": "*"},
+    ),
     "read a model to test it": ("s3:GetObject", obj("abalone-build/models/abc/model.tar.gz"), {}),
 }
 
@@ -212,6 +217,11 @@ STAGING_WORK = {
 @pytest.mark.parametrize(("action", "resource", "context"), STAGING_WORK.values(), ids=STAGING_WORK.keys())
 def test_the_staging_role_still_does_its_own_work(rendered, action, resource, context):
     assert role_decision(rendered, "GitLabDeployStagingRole", action, resource, context) == ALLOW
+
+
+def test_the_staging_role_cannot_overwrite_a_recorded_approval_event(rendered):
+    action, resource, _ = STAGING_WORK["record an approval event once"]
+    assert role_decision(rendered, "GitLabDeployStagingRole", action, resource, {}) != ALLOW
 
 
 def test_the_production_role_cannot_delete_stagings_models(rendered):

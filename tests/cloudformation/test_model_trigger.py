@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
+import logging
+import socket
+import traceback
+from pathlib import Path
 
 import boto3
 import pytest
 import requests
+import urllib3
 
 from lambdas.model_trigger import handler
 
@@ -33,6 +40,12 @@ def lambda_env(monkeypatch, gitlab_fake, deploy_project):
 
 def invoke(event):
     return handler.lambda_handler(event, LambdaContext(remaining_ms=60_000))
+
+
+def foreign_arn(account="123456789012", group="abalone", region=REGION, arn=None) -> dict:
+    event = approval_event()
+    event["detail"]["ModelPackageArn"] = arn or f"arn:aws:sagemaker:{region}:{account}:model-package/{group}/3"
+    return event
 
 
 def stored_idempotency_records() -> int:
@@ -85,6 +98,12 @@ def test_the_same_event_twice_starts_one_pipeline(lambda_env, gitlab_fake):
         ({**approval_event(), "detail-type": "SageMaker Endpoint State Change"}, "detail-type"),
         (approval_event(group="another-team"), "model package group 'another-team' is not this project's"),
         (approval_event(status="PendingManualApproval"), "approval status 'PendingManualApproval' needs no deployment"),
+        # The group field says "abalone"; the ARN, which is what gets deployed, is someone else's.
+        (foreign_arn(account="999999999999"), "account '999999999999' is not '123456789012'"),
+        (foreign_arn(group="another-team"), "group 'another-team' is not 'abalone'"),
+        (foreign_arn(region="eu-west-1"), "region 'eu-west-1' is not 'us-east-1'"),
+        (foreign_arn(arn=f"arn:aws:sagemaker:{REGION}:123456789012:model-package-group/abalone"), "not a model"),
+        ({**approval_event(), "account": "999999999999"}, "event account '999999999999' is not '123456789012'"),
     ],
 )
 def test_malformed_and_foreign_events_are_logged_and_ignored(event, reason, lambda_env, gitlab_fake, all_logs):
@@ -123,9 +142,9 @@ def test_a_deleted_project_404_raises(lambda_env, gitlab_fake, deploy_project):
         invoke(approval_event())
 
 
-@pytest.mark.parametrize("failure", [500, 502, 503, 429])
-def test_transient_gitlab_errors_are_retried_with_backoff(failure, lambda_env, gitlab_fake, no_backoff):
-    gitlab_fake.fail_next("POST", "/trigger/pipeline$", failure, times=2)
+def test_a_429_is_sent_again_after_the_backoff(lambda_env, gitlab_fake, no_backoff):
+    # GitLab's rate limiter answers 429 before any work is done: sending again cannot duplicate.
+    gitlab_fake.fail_next("POST", "/trigger/pipeline$", 429, times=2)
 
     assert invoke(approval_event())["status"] == "triggered"
 
@@ -133,25 +152,62 @@ def test_transient_gitlab_errors_are_retried_with_backoff(failure, lambda_env, g
     assert no_backoff == [0.1, 0.2]
 
 
-def test_gitlab_500_that_persists_raises_after_the_retries(lambda_env, gitlab_fake, no_backoff):
-    gitlab_fake.fail_next("POST", "/trigger/pipeline$", 500, times=20)
+@pytest.mark.parametrize("failure", [500, 502, 503, 504])
+def test_a_5xx_is_not_sent_again_it_is_raised_for_lambdas_retry(failure, lambda_env, gitlab_fake, no_backoff):
+    # A 5xx may come after GitLab created the pipeline (or from a proxy after GitLab did): never re-sent here.
+    gitlab_fake.fail_next("POST", "/trigger/pipeline$", failure, times=20)
 
-    with pytest.raises(handler.TriggerError, match=r"\(500: 500 injected\)"):
+    with pytest.raises(handler.TriggerError, match=rf"\({failure}: {failure} injected\) \(GitLab may have started"):
         invoke(approval_event())
 
-    assert no_backoff == [0.1, 0.2, 0.4, 0.8]  # GITLAB_MAX_RETRIES, exponential
-    assert gitlab_fake.calls.count(("POST", f"/projects/{lambda_env['project_id']}/trigger/pipeline")) == 5
-    assert stored_idempotency_records() == 0
+    assert gitlab_fake.calls.count(("POST", f"/projects/{lambda_env['project_id']}/trigger/pipeline")) == 1
+    assert no_backoff == [] and stored_idempotency_records() == 0  # no record: Lambda's retry runs again
 
 
-def test_gitlab_timeouts_are_retried_then_raised(lambda_env, gitlab_fake, no_backoff):
-    gitlab_fake.fail_next("POST", "/trigger/pipeline$", requests.exceptions.ConnectTimeout("timed out"), times=2)
+def refused_connection() -> requests.exceptions.ConnectionError:
+    """What requests raises when nothing listens on the port: made by urllib3 itself, on a closed port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    try:
+        urllib3.PoolManager(retries=0).request("POST", f"http://127.0.0.1:{port}/api/v4/trigger")
+    except urllib3.exceptions.MaxRetryError as error:
+        return requests.exceptions.ConnectionError(error)  # as requests' HTTPAdapter wraps it
+    raise AssertionError(f"port {port} answered")
+
+
+def test_requests_that_never_left_are_sent_again_then_raised(lambda_env, gitlab_fake, no_backoff):
+    gitlab_fake.fail_next("POST", "/trigger/pipeline$", requests.exceptions.ConnectTimeout("timed out"))
+    gitlab_fake.fail_next("POST", "/trigger/pipeline$", refused_connection())
     assert invoke(approval_event())["status"] == "triggered"
+    assert no_backoff == [0.1, 0.2] and len(gitlab_fake.pipelines) == 1
 
-    gitlab_fake.fail_next("POST", "/trigger/pipeline$", requests.exceptions.ReadTimeout("timed out"), times=20)
-    with pytest.raises(handler.TriggerError, match="did not answer after retries .ReadTimeout"):
+    gitlab_fake.fail_next("POST", "/trigger/pipeline$", refused_connection(), times=20)
+    with pytest.raises(handler.TriggerError, match=r"could not be reached after 5 attempts \(ConnectionError\)"):
         invoke(approval_event())
     assert len(gitlab_fake.pipelines) == 1
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        requests.exceptions.ReadTimeout("Read timed out. (read timeout=30)"),
+        requests.exceptions.ConnectionError(
+            urllib3.exceptions.ProtocolError(
+                "Connection aborted.", http.client.RemoteDisconnected("Remote end closed connection without response")
+            )
+        ),
+    ],
+    ids=["read-timeout", "connection-aborted"],
+)
+def test_a_request_that_reached_gitlab_is_not_sent_again(lost, lambda_env, gitlab_fake, no_backoff):
+    gitlab_fake.fail_next("POST", "/trigger/pipeline$", gitlab_fake.created_then(lost))
+
+    with pytest.raises(handler.TriggerError, match=rf"got the request but gave no answer \({type(lost).__name__}\)"):
+        invoke(approval_event())
+
+    assert len(gitlab_fake.pipelines) == 1 and no_backoff == []  # one POST, one pipeline: nothing re-sent
+    assert stored_idempotency_records() == 0
 
 
 def test_an_unseeded_secret_raises_a_clear_configuration_error(lambda_env, monkeypatch):
@@ -168,17 +224,212 @@ def test_missing_environment_is_named(lambda_env, monkeypatch):
         invoke(approval_event())
 
 
-def test_the_trigger_token_never_reaches_the_logs(lambda_env, gitlab_fake, all_logs, no_backoff):
-    event = approval_event()
-    invoke(event)
-    invoke(event)
-    gitlab_fake.fail_next("POST", "/trigger/pipeline$", 401)
-    with pytest.raises(handler.TriggerError):
-        invoke(approval_event())
-    gitlab_fake.fail_next("POST", "/trigger/pipeline$", 500, times=20)
-    with pytest.raises(handler.TriggerError):
-        invoke(approval_event())
+@pytest.fixture
+def every_record(capfd):
+    """Every record of every logger at DEBUG, botocore's response bodies included, with its exception
+    text, plus everything printed (Powertools writes its JSON lines to stdout)."""
+    records: list[logging.LogRecord] = []
 
-    logs = all_logs()
-    assert "deploy pipeline triggered" in logs and "duplicate event" in logs  # the logs were captured
-    assert lambda_env["token"] not in logs
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    keep = Keep(level=logging.DEBUG)
+    touched = [logging.getLogger(), logging.getLogger("botocore"), logging.getLogger("urllib3"), handler.logger]
+    levels = [logger.level for logger in touched]
+    for logger in touched:
+        logger.setLevel(logging.DEBUG)
+    logging.getLogger().addHandler(keep)
+    printed: list[str] = []
+
+    def read() -> str:
+        captured = capfd.readouterr()
+        printed.extend((captured.out, captured.err))
+        formatter = logging.Formatter()
+        lines = [
+            f"{r.name} {r.getMessage()} {r.__dict__} {formatter.formatException(r.exc_info) if r.exc_info else ''}"
+            for r in records
+        ]
+        return "\n".join(lines) + "".join(printed)
+
+    yield read
+    logging.getLogger().removeHandler(keep)
+    for logger, level in zip(touched, levels, strict=True):
+        logger.setLevel(level)
+
+
+def test_the_debug_capture_sees_botocore_print_the_secret_without_the_guard(
+    lambda_env, every_record, monkeypatch, no_backoff
+):
+    # Proof that the next test can fail: botocore's DEBUG output does carry the GetSecretValue body.
+    monkeypatch.setattr(handler, "_no_debug_records", contextlib.nullcontext)
+    invoke(approval_event())
+    logs = every_record()
+    assert "botocore.parsers" in logs and lambda_env["token"] in logs
+
+
+def test_the_trigger_token_is_in_no_log_record_and_no_exception_at_any_level(
+    lambda_env, gitlab_fake, every_record, no_backoff
+):
+    token = lambda_env["token"]
+
+    def echo_the_request(request):  # a GitLab or proxy error page that quotes what it was sent
+        return 400, {}, json.dumps({"message": f"bad request: {request.body.decode()}"})
+
+    failures = [
+        401,
+        500,
+        echo_the_request,
+        gitlab_fake.created_then(requests.exceptions.ReadTimeout("Read timed out.")),
+        refused_connection(),
+    ]
+    event = approval_event()
+    assert invoke(event)["status"] == "triggered"
+    assert invoke(event)["status"] == "duplicate"
+    raised = []
+    for failure in failures:
+        gitlab_fake.fail_next("POST", "/trigger/pipeline$", failure, times=20 if isinstance(failure, Exception) else 1)
+        with pytest.raises(handler.TriggerError) as caught:
+            invoke(approval_event())
+        raised.append("".join(traceback.format_exception(caught.value)))  # with any chained cause
+
+    logs = every_record()
+    assert "botocore.parsers" in logs and "deploy pipeline triggered" in logs  # DEBUG records were captured
+    assert token not in logs
+    assert all(token not in text for text in raised), raised
+    echoed = raised[2]
+    assert "bad request:" in echoed and handler.REDACTED in echoed  # the body is kept, the token is not
+
+
+# -- one deployment per approval: the trigger, GitLab's pipelines and each pipeline's build job ---------------
+@pytest.fixture
+def deploy_build(aws, lambda_env, monkeypatch, tmp_path):
+    """Runs model-deploy's first job, `python -m deploy build`, in each pipeline the fake GitLab created,
+    with that pipeline's variables, against the same moto account; returns how many went on to deploy."""
+    from deploy.__main__ import main as deploy_main
+
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="abalone-artifacts")
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    sagemaker.create_model_package_group(ModelPackageGroupName="abalone")
+    package_arn = sagemaker.create_model_package(
+        ModelPackageGroupName="abalone",
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": [{"Image": "xgboost:1.7-1", "ModelDataUrl": "s3://abalone-artifacts/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+    )["ModelPackageArn"]
+    project = {
+        "SAGEMAKER_PROJECT_NAME": "abalone",
+        "SAGEMAKER_PROJECT_ID": "p-abalone",
+        "ARTIFACT_BUCKET": "abalone-artifacts",
+        "MODEL_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/abalone-model-execution",
+    }
+    for key, value in project.items():
+        monkeypatch.setenv(key, value)
+
+    def run_builds(pipelines: list[dict]) -> int:
+        proceeded = 0
+        for pipeline in pipelines:
+            with monkeypatch.context() as job:
+                for key, value in pipeline["variables"].items():
+                    job.setenv(key, value)
+                job.setenv("CI_PIPELINE_ID", str(pipeline["id"]))
+                job.setenv("CI_PIPELINE_URL", pipeline["web_url"])
+                job.setenv("CI_COMMIT_SHA", "0123456789abcdef")
+                if deploy_main(["--build-dir", str(tmp_path / str(pipeline["id"])), "build"]) == 0:
+                    proceeded += 1
+        return proceeded
+
+    run_builds.package_arn = package_arn
+    return run_builds
+
+
+def deliver(event: dict, attempts: int = 3) -> None:
+    """EventBridge -> Lambda async invocation: the first attempt and Lambda's two retries, while it raises."""
+    for _ in range(attempts):
+        try:
+            invoke(json.loads(json.dumps(event)))
+            return
+        except handler.TriggerError:
+            continue
+
+
+def event_for(package_arn: str) -> dict:
+    event = approval_event()
+    event["detail"]["ModelPackageArn"] = package_arn
+    event["resources"] = [package_arn]
+    return event
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        requests.exceptions.ReadTimeout("Read timed out. (read timeout=30)"),  # a slow GitLab
+        requests.exceptions.ConnectionError(  # created, but the response was lost
+            urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104, "Connection reset"))
+        ),
+    ],
+    ids=["slow-gitlab", "response-lost"],
+)
+@pytest.mark.parametrize("lost_answers", [1, 3])
+def test_an_answer_lost_after_gitlab_created_the_pipeline_still_deploys_once(
+    lost, lost_answers, gitlab_fake, deploy_build, no_backoff, capsys
+):
+    gitlab_fake.fail_next("POST", "/trigger/pipeline$", gitlab_fake.created_then(lost), times=lost_answers)
+
+    deliver(event_for(deploy_build.package_arn))
+
+    # One POST per Lambda attempt, never re-sent within one: at most one pipeline per attempt.
+    assert len(gitlab_fake.pipelines) == min(lost_answers + 1, 3)
+    assert deploy_build(gitlab_fake.pipelines) == 1
+    assert capsys.readouterr().err.count("stops here, nothing was deployed") == len(gitlab_fake.pipelines) - 1
+
+
+def forget_delivered_events() -> None:
+    """The trigger's idempotency records gone (expired after a day, or the table emptied)."""
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    for item in dynamodb.scan(TableName="idempotency")["Items"]:
+        dynamodb.delete_item(TableName="idempotency", Key={"id": item["id"]})
+
+
+def test_the_same_event_delivered_three_times_deploys_once(gitlab_fake, deploy_build):
+    event = event_for(deploy_build.package_arn)
+    for _ in range(3):
+        deliver(event)
+    assert len(gitlab_fake.pipelines) == 1  # the trigger's idempotency record
+    assert deploy_build(gitlab_fake.pipelines) == 1
+
+
+def test_past_the_triggers_own_record_a_redelivered_event_still_deploys_once(gitlab_fake, deploy_build):
+    event = event_for(deploy_build.package_arn)
+    for _ in range(3):
+        forget_delivered_events()
+        deliver(event)
+    assert len(gitlab_fake.pipelines) == 3
+    assert deploy_build(gitlab_fake.pipelines) == 1
+
+
+def test_the_staging_role_may_write_only_create_only_event_records_under_the_project_prefix():
+    from cfnlint.decode import cfn_yaml
+
+    from deploy import approval_event as deploy_events
+
+    template = cfn_yaml.load(str(Path(__file__).resolve().parents[2] / "cloudformation" / "project.yml"))
+    statements = {
+        role: [
+            s
+            for policy in template["Resources"][role]["Properties"]["Policies"]
+            for s in policy["PolicyDocument"]["Statement"]
+            if "deploy-events" in json.dumps(s)
+        ]
+        for role in ("GitLabDeployStagingRole", "GitLabDeployProdRole", "GitLabBuildRole")
+    }
+    (grant,) = statements.pop("GitLabDeployStagingRole")  # build runs as the staging role
+    assert statements == {"GitLabDeployProdRole": [], "GitLabBuildRole": []}
+    assert grant["Action"] == "s3:PutObject"
+    assert grant["Resource"] == {"Fn::Sub": "${ArtifactBucket.Arn}/deploy-events/${SageMakerProjectName}/*"}
+    assert grant["Condition"] == {"Null": {"s3:if-none-match": "false"}}  # it can never overwrite a record
+    assert deploy_events.marker_key("abalone", "e-1") == "deploy-events/abalone/e-1.json"

@@ -188,3 +188,19 @@ def test_bench_reports_latency_and_throughput(clients, endpoint, held_out):
         result = figures[name]
         assert 0 < result["p50_ms"] <= result["p99_ms"]
         assert result["rows_per_second"] == pytest.approx(result["requests_per_second"] * rows, rel=0.01)
+
+
+def test_a_payload_over_6_mb_is_refused_with_413_as_aws_does(clients, endpoint, held_out):
+    row = csv(held_out[:1]) + b"\n"
+    limit = 6 * 1024 * 1024  # botocore's BodyBlob max for InvokeEndpoint
+    at_limit = row * (limit // len(row))
+    at_limit += b"\n" * (limit - len(at_limit))  # blank lines are skipped: exactly 6 MB of valid rows
+    assert len(at_limit) == limit
+    assert len(predictions(invoke(clients, endpoint, at_limit))) == limit // len(row)
+
+    with pytest.raises(ClientError) as raised:
+        invoke(clients, endpoint, at_limit + b"\n")  # one byte over
+
+    error = raised.value.response
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert error["Error"] == {"Code": "413", "Message": "HTTP content length exceeded 6291456 bytes."}

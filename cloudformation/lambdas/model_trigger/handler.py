@@ -5,10 +5,19 @@ model package group with status Approved or Rejected triggers the deploy project
 default branch with MODEL_PACKAGE_ARN, MODEL_PACKAGE_GROUP(_NAME), MODEL_APPROVAL_STATUS and
 EVENTBRIDGE_EVENT_ID. Anything else is logged and ignored.
 
+- The package ARN must be in this project's group, account and region (the function's own, from its
+  ARN), whatever the event's group field says: checked before any call to GitLab.
 - Auth: the deploy project's pipeline trigger token from Secrets Manager (written by the seed step),
-  never a personal token; the project is addressed by id, never searched by name.
-- GitLab 429/5xx and timeouts are retried with backoff by python-gitlab; then the error is raised,
-  so Lambda's own retries and the dead-letter queue take over. Nothing is swallowed.
+  never a personal token; the project is addressed by id, never searched by name. The token is in no
+  log record at any level (botocore's DEBUG output of the secret is switched off for that one call)
+  and in no exception text (GitLab or proxy error bodies that echo it are redacted).
+- The trigger POST is not idempotent and the trigger token cannot list pipelines, so the function
+  cannot ask GitLab whether a lost request arrived. It re-sends only requests that never left
+  (connection refused, DNS, connect timeout) and 429s (GitLab's rate limiter answers before any work).
+  A timeout after sending, a dropped connection or a 5xx may have started a pipeline: it is raised,
+  once, so Lambda's retries (minutes apart) and the dead-letter queue take over. A pipeline such a
+  retry starts for the same event stops in its first job: `python -m deploy build` records
+  EVENTBRIDGE_EVENT_ID in S3 with a create-only write, so one approval deploys once.
 - Idempotency (Powertools, DynamoDB) on the EventBridge event id: a redelivered event starts no
   second pipeline. A failed attempt leaves no record, so its retry runs again.
 
@@ -17,13 +26,18 @@ Environment: GITLAB_URL, TRIGGER_SECRET_ARN, MODEL_PACKAGE_GROUP_NAME, IDEMPOTEN
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import re
+import time
 from dataclasses import dataclass, field
 
 import boto3
 import gitlab
 import requests
+import urllib3.exceptions
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -39,8 +53,16 @@ logger = Logger(service="model-approval-trigger")
 EVENT_SOURCE = "aws.sagemaker"
 EVENT_DETAIL_TYPE = "SageMaker Model Package State Change"
 TRIGGERING_STATUSES = ("Approved", "Rejected")
-GITLAB_TIMEOUT_SECONDS = 10
-GITLAB_MAX_RETRIES = 4  # python-gitlab backs off 0.1, 0.2, 0.4, 0.8 s (or as Retry-After says)
+# (connect, read). A slow GitLab gets 30 s to answer: every read timeout may mean a second pipeline.
+GITLAB_TIMEOUT_SECONDS = (5, 30)
+# Sends of a request that never reached GitLab (and of 429s, which python-gitlab retries as Retry-After says).
+GITLAB_MAX_RETRIES = 4  # backoff 0.1, 0.2, 0.4, 0.8 s
+# arn:<partition>:sagemaker:<region>:<account>:model-package/<group>/<version>
+PACKAGE_ARN = re.compile(
+    r"arn:(?P<partition>[\w-]+):sagemaker:(?P<region>[\w-]+):(?P<account>\d{12})"
+    r":model-package/(?P<group>[^/]+)/\d+"
+)
+REDACTED = "[REDACTED]"
 # EventBridge retries for up to 24 h and Lambda's async retries for up to 6 h: remember events as long.
 IDEMPOTENCY_SECONDS = 24 * 60 * 60
 
@@ -93,7 +115,8 @@ class TriggerSecret:
 
     @classmethod
     def load(cls, secret_arn: str) -> TriggerSecret:
-        raw = boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
+        with _no_debug_records():
+            raw = boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
         try:
             value = json.loads(raw)
             return cls(project_id=int(value["project_id"]), ref=str(value["ref"]), token=str(value["token"]))
@@ -104,10 +127,29 @@ class TriggerSecret:
             ) from None
 
 
+@dataclass(frozen=True)
+class Home:
+    """Where this function runs: a package of this project is in this partition, region and account."""
+
+    partition: str
+    region: str
+    account: str
+
+    @classmethod
+    def of(cls, context) -> Home:
+        # arn:aws:lambda:<region>:<account>:function:<name>; STS only when the context has no ARN.
+        parts = (getattr(context, "invoked_function_arn", "") or "").split(":")
+        if len(parts) >= 5 and parts[4]:
+            return cls(partition=parts[1], region=parts[3], account=parts[4])
+        identity = boto3.client("sts").get_caller_identity()
+        region = os.environ.get("AWS_REGION") or boto3.session.Session().region_name or ""
+        return cls(partition=identity["Arn"].split(":")[1], region=region, account=identity["Account"])
+
+
 def lambda_handler(event: dict, context) -> dict:
     logger.set_correlation_id(event.get("id") if isinstance(event, dict) else None)
     settings = Settings.from_env()
-    change, reason = validate(event, settings.model_package_group)
+    change, reason = validate(event, settings.model_package_group, Home.of(context))
     if change is None:
         logger.info("event ignored", extra={"reason": reason})
         return {"status": "ignored", "reason": reason}
@@ -125,7 +167,7 @@ def lambda_handler(event: dict, context) -> dict:
     return trigger_once(change=change, settings=settings)
 
 
-def validate(event: object, group: str) -> tuple[ModelPackageStateChange | None, str]:
+def validate(event: object, group: str, home: Home) -> tuple[ModelPackageStateChange | None, str]:
     """The parsed event, or None and why it is not ours."""
     try:
         change = parse(event=event, model=ModelPackageStateChange)
@@ -140,6 +182,17 @@ def validate(event: object, group: str) -> tuple[ModelPackageStateChange | None,
         return None, f"model package group {change.detail.ModelPackageGroupName!r} is not this project's ({group!r})"
     if change.detail.ModelApprovalStatus not in TRIGGERING_STATUSES:
         return None, f"approval status {change.detail.ModelApprovalStatus!r} needs no deployment"
+    # The group field is only a label: the deploy acts on the ARN, so the ARN itself must be ours.
+    arn = change.detail.ModelPackageArn
+    found = PACKAGE_ARN.fullmatch(arn)
+    if found is None:
+        return None, f"model package ARN {arn!r} is not a model package version ARN"
+    expected = {"partition": home.partition, "region": home.region, "account": home.account, "group": group}
+    wrong = [f"{key} {found[key]!r} is not {value!r}" for key, value in expected.items() if found[key] != value]
+    if change.account != home.account:
+        wrong.append(f"event account {change.account!r} is not {home.account!r}")
+    if wrong:
+        return None, f"model package ARN {arn!r} is not this project's: {', '.join(wrong)}"
     return change, ""
 
 
@@ -153,26 +206,40 @@ def trigger_deploy_pipeline(change: ModelPackageStateChange, settings: Settings)
         "MODEL_APPROVAL_STATUS": detail.ModelApprovalStatus,
         "EVENTBRIDGE_EVENT_ID": change.id,
     }
-    # No private token: the trigger token alone authorises this one call.
-    client = gitlab.Gitlab(settings.gitlab_url, timeout=GITLAB_TIMEOUT_SECONDS, retry_transient_errors=True)
+    # No private token: the trigger token alone authorises this one call. python-gitlab retries 429s
+    # only (retry_transient_errors=False): a 5xx or a timeout may come after GitLab created the pipeline.
+    client = gitlab.Gitlab(settings.gitlab_url, timeout=GITLAB_TIMEOUT_SECONDS, retry_transient_errors=False)
     project = client.projects.get(secret.project_id, lazy=True)  # by id, no lookup request
+    # Every message below goes through _redact and drops the chained GitLab/requests exception
+    # (`from None`): an error body, or an exception's text, may echo the request and so the token.
     try:
-        pipeline = project.trigger_pipeline(
-            ref=secret.ref, token=secret.token, variables=variables, max_retries=GITLAB_MAX_RETRIES
+        pipeline = _send_until_delivered(
+            lambda: project.trigger_pipeline(
+                ref=secret.ref, token=secret.token, variables=variables, max_retries=GITLAB_MAX_RETRIES
+            )
         )
     except gitlab.GitlabAuthenticationError as error:
         raise TriggerError(
             f"GitLab rejected the trigger token ({error.response_code}): re-run the seed to rotate it"
-        ) from error
+        ) from None
     except gitlab.GitlabError as error:
+        message = _redact(f"{error.error_message}", secret.token)
+        maybe = " (GitLab may have started the pipeline anyway: a second one stops at its build job)"
         raise TriggerError(
             f"GitLab refused the pipeline trigger for project {secret.project_id} on {secret.ref!r}"
-            f" ({error.response_code}: {error.error_message})"
-        ) from error
+            f" ({error.response_code}: {message})" + (maybe if (error.response_code or 0) >= 500 else "")
+        ) from None
     except requests.RequestException as error:
+        if _never_sent(error):
+            raise TriggerError(
+                f"GitLab at {settings.gitlab_url} could not be reached after {GITLAB_MAX_RETRIES + 1} attempts"
+                f" ({type(error).__name__}): check the URL, DNS and the network path from Lambda"
+            ) from None
         raise TriggerError(
-            f"GitLab at {settings.gitlab_url} did not answer after retries ({type(error).__name__})"
-        ) from error
+            f"GitLab at {settings.gitlab_url} got the request but gave no answer ({type(error).__name__});"
+            " not re-sent, it may have started the pipeline: Lambda's retry sends it again and a second"
+            " pipeline for this event stops at its build job"
+        ) from None
     logger.info(
         "deploy pipeline triggered",
         extra={
@@ -188,6 +255,53 @@ def trigger_deploy_pipeline(change: ModelPackageStateChange, settings: Settings)
         "pipeline_url": pipeline.attributes.get("web_url"),
         "event_id": change.id,
     }
+
+
+def _send_until_delivered(send):
+    """send(), again only while the request provably never reached GitLab."""
+    for attempt in range(GITLAB_MAX_RETRIES + 1):
+        try:
+            return send()
+        except requests.RequestException as error:
+            if not _never_sent(error) or attempt == GITLAB_MAX_RETRIES:
+                raise
+            logger.warning(
+                "GitLab not reachable, sending again", extra={"error": type(error).__name__, "attempt": attempt + 1}
+            )
+            time.sleep(0.1 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _never_sent(error: requests.RequestException) -> bool:
+    """True when the connection was never made (refused, DNS, connect timeout): GitLab saw nothing.
+
+    requests wraps urllib3's MaxRetryError, whose reason says what failed. A read timeout, a dropped
+    connection (ProtocolError: "Connection aborted") or a proxy error may come after the request was sent.
+    """
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    if type(error) is not requests.exceptions.ConnectionError:  # not its subclasses: ProxyError, SSLError
+        return False
+    cause = error.args[0] if error.args else None
+    return isinstance(cause, urllib3.exceptions.MaxRetryError) and isinstance(
+        cause.reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+    )
+
+
+def _redact(text: str, secret: str) -> str:
+    return text.replace(secret, REDACTED) if secret else text
+
+
+@contextlib.contextmanager
+def _no_debug_records():
+    """No DEBUG record from any logger while this runs: botocore logs every response body at DEBUG,
+    and GetSecretValue's body is the token. Lambda runs one event at a time, so this is not racy."""
+    previous = logging.root.manager.disable
+    logging.disable(max(previous, logging.DEBUG))
+    try:
+        yield
+    finally:
+        logging.disable(previous)
 
 
 def _log_duplicate(response: dict, _record) -> dict:

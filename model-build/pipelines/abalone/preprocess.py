@@ -28,6 +28,12 @@ COLUMNS = ["sex"] + FEATURES + [LABEL]
 SEXES = ["F", "I", "M"]  # fixed order: the encoded columns never depend on the data
 SPLITS = (("train", 0.70), ("validation", 0.15), ("test", 0.15))
 MAX_REPORTED_ROWS = 5
+# Physically possible values. The UCI data gives lengths in mm and weights in grams divided by 200
+# (largest: 0.815 and 2.8255); 100 would be a 20 m, 20 kg abalone, so anything above is a unit or
+# typing error. Rings are a count (1 to 29 in the UCI data; abalone live about 50 years). Zero is
+# allowed: two UCI rows have height 0. XGBoost reads float32, so 1e308 would become inf there.
+MAX_MEASUREMENT = 100.0
+MAX_RINGS = 200.0
 
 
 class DataError(ValueError):
@@ -84,12 +90,52 @@ def validate(frame: pd.DataFrame, source: str = "input") -> pd.DataFrame:
             problems.append(f"column {column}: {what} (lines {_rows(missing)})")
         if len(not_numbers):
             problems.append(f"column {column} must be numeric (lines {_rows(not_numbers)})")
+        problems += _impossible(column, values, frame.index)
         numeric[column] = values
     if problems:
         raise DataError(f"{source}: " + "; ".join(problems) + ". Fix or drop these rows and run again.")
     clean = pd.DataFrame(numeric)
     clean["sex"] = sex
     return clean
+
+
+def _impossible(column: str, values: pd.Series, index) -> list[str]:
+    """Numbers no abalone can have: not finite, negative, or beyond any real size."""
+    finite = np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+    present = values.notna().to_numpy()
+    highest = MAX_RINGS if column == LABEL else MAX_MEASUREMENT
+    unit = "a count of rings" if column == LABEL else "mm or grams divided by 200, as in the UCI data"
+    checks = (
+        (present & ~finite, "is not a finite number (inf)"),
+        (finite & (values.to_numpy(dtype=float, na_value=0.0) < 0), f"is negative ({unit})"),
+        (finite & (values.to_numpy(dtype=float, na_value=0.0) > highest), f"is above {highest:g} ({unit})"),
+    )
+    return [f"column {column} {what} (lines {_rows(index[mask])})" for mask, what in checks if mask.any()]
+
+
+def split_sizes(rows: int) -> list[int]:
+    """Rows in each split, in SPLITS order (the last split takes what rounding leaves)."""
+    sizes, start = [], 0
+    for i, (_, share) in enumerate(SPLITS):
+        end = rows if i == len(SPLITS) - 1 else min(rows, start + int(round(share * rows)))
+        sizes.append(end - start)
+        start = end
+    return sizes
+
+
+def min_rows() -> int:
+    """The fewest rows that give every split at least one row."""
+    return next(n for n in range(1, 1000) if min(split_sizes(n)) >= 1)
+
+
+def check_enough_rows(rows: int) -> None:
+    if rows < min_rows():
+        shares = "/".join(f"{share:.0%}" for _, share in SPLITS)
+        names = "/".join(name for name, _ in SPLITS)
+        raise DataError(
+            f"{rows} data rows are too few for the {names} split ({shares}): at least {min_rows()} are needed"
+            " so that each part gets a row, and far more for a useful model (the UCI data set has 4177)"
+        )
 
 
 def encode(clean: pd.DataFrame) -> pd.DataFrame:
@@ -105,10 +151,9 @@ def split(encoded: pd.DataFrame, seed: int) -> dict[str, pd.DataFrame]:
     order = np.random.RandomState(seed).permutation(len(encoded))
     shuffled = encoded.iloc[order]
     parts, start = {}, 0
-    for i, (name, share) in enumerate(SPLITS):
-        end = len(shuffled) if i == len(SPLITS) - 1 else start + int(round(share * len(shuffled)))
-        parts[name] = shuffled.iloc[start:end]
-        start = end
+    for (name, _), size in zip(SPLITS, split_sizes(len(shuffled)), strict=True):
+        parts[name] = shuffled.iloc[start : start + size]
+        start += size
     return parts
 
 
@@ -131,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         frames = [validate(read_raw(path), source=os.path.basename(path)) for path in input_files(args.input_dir)]
+        check_enough_rows(sum(len(frame) for frame in frames))
     except DataError as error:
         print(f"Preprocess failed: {error}", file=sys.stderr)
         return 1
