@@ -3,7 +3,10 @@
 The project's failure rules (pipeline execution Failed/Stopped, pipeline step Failed) render the message with
 their EventBridge input transformer and target this function with it:
 
-    {"key": "<what failed, e.g. the pipeline ARN and outcome>", "subject": "...", "message": "..."}
+    {"key": "<what failed, e.g. the pipeline ARN and outcome>", "subject": "...", "message": "...", "reason": ...}
+
+`reason` (optional, any JSON value) is the event's free text, e.g. a step's failure reason: the template passes
+it as a JSON value because EventBridge does not escape values it inserts inside a string. It is appended.
 
 An EventBridge rule cannot remember what it sent, so a pipeline that fails every hour (a schedule, a retry
 loop, a step failure followed by its execution failure) would send a message each time. This function
@@ -47,6 +50,18 @@ def open_window(table, key: str, now: float, window_seconds: float) -> bool:
     return True
 
 
+def subject(text: str) -> str:
+    """SNS subjects are one line of at most 100 printable characters."""
+    return " ".join(text.split())[:SUBJECT_LIMIT]
+
+
+def message(event: dict) -> str:
+    reason = event.get("reason")
+    if reason in (None, ""):
+        return event["message"]
+    return f"{event['message']}\n\nReason: {reason if isinstance(reason, str) else json.dumps(reason)}"
+
+
 def lambda_handler(event, _context=None):
     if not isinstance(event, dict) or any(not isinstance(event.get(name), str) for name in REQUIRED):
         # A template change that broke the shape must be seen, not silently dropped: raise, so Lambda retries
@@ -58,7 +73,7 @@ def lambda_handler(event, _context=None):
         logger.info("alert for %s suppressed: one was sent less than %.0f minutes ago", event["key"], window / 60)
         return {"published": False, "key": event["key"]}
     answer = boto3.client("sns").publish(
-        TopicArn=os.environ["ALERT_TOPIC_ARN"], Subject=event["subject"][:SUBJECT_LIMIT], Message=event["message"]
+        TopicArn=os.environ["ALERT_TOPIC_ARN"], Subject=subject(event["subject"]), Message=message(event)
     )
     logger.info("alert for %s published: %s", event["key"], answer["MessageId"])
     return {"published": True, "key": event["key"], "message_id": answer["MessageId"]}
