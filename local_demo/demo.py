@@ -9,6 +9,11 @@ there the stack does what AWS and GitLab do: the registry's event matches the pr
 rule, whose target, the trigger Lambda's real handler, triggers the local GitLab's deploy pipeline
 (model-deploy's .gitlab-ci.yml with the trigger's variables). The demo follows that pipeline with
 python-gitlab and presses its manual production button. Stops everything it started.
+
+The alerts a person would receive are shown as they were sent: the project template's rules and alarms publish
+to its alert topic, whose local outbox (an SQS queue subscribed to it) the demo reads. `--fail-build`
+(or DEMO_FAIL=1) runs the build with a threshold no model meets (MseThreshold=0.01), so the pipeline fails at
+FailOnMse and the failure alert is what the demo shows; it then stops, exit code 0 if that alert arrived.
 """
 
 from __future__ import annotations
@@ -26,15 +31,19 @@ from pathlib import Path
 import boto3
 
 from local_aws import LocalStack, LocalStackError
+from local_aws.core.lifecycle import ALERT_TOPIC
 from local_aws.events.rules import read_deliveries
+from local_aws.sns import outbox
 from local_demo import abalone_data
 from local_gitlab import pipelines, project
-from local_gitlab.ci_runner import CiLocalError, JobResult, run_pipeline, summary_lines
+from local_gitlab.ci_runner import CiLocalError, JobResult, PipelineFailed, run_pipeline, summary_lines
 from local_gitlab.service import DEPLOY_PROJECT_ID
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT = project.PROJECT_NAME
 PROD_BUTTON = "production-deploy"
+# No model reaches this MSE: the build's CheckMseEvaluation sends it to FailOnMse (--fail-build).
+TOO_STRICT_MSE = "0.01"
 
 
 class DemoError(RuntimeError):
@@ -83,11 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.environ.get("DATA"), help="CSV path, s3:// URI or 'uci'")
     parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".local" / "demo")
+    parser.add_argument(
+        "--fail-build",
+        action="store_true",
+        default=os.environ.get("DEMO_FAIL", "") not in ("", "0"),
+        help=f"make the build fail on purpose (MseThreshold={TOO_STRICT_MSE}) to show the failure alert (DEMO_FAIL=1)",
+    )
     args = parser.parse_args(argv)
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the stack this demo started is stopped too.
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     report = Report()
-    total = 6
+    total = 4 if args.fail_build else 7
     started = time.monotonic()
     try:
         with report.stage(1, total, "Local stack: moto + pipeline executor + SageMaker runtime") as stage:
@@ -121,6 +136,9 @@ def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
         stage.outcome = ("SYNTHETIC sample at " if data.synthetic else "") + uri
         report.facts["Data"] = stage.outcome
 
+    if args.fail_build:
+        return _failing_build(stack, args, report, total, {**build_variables, "INPUT_DATA_URL": uri}, env)
+
     with report.stage(3, total, "git push -> model-build's .gitlab-ci.yml (gitlab-ci-local)") as stage:
         variables = {**build_variables, "INPUT_DATA_URL": uri, "CI_PIPELINE_SOURCE": "push"}
         report.jobs += gitlab_pipeline("model-build", variables, env, args.state_dir)
@@ -133,7 +151,13 @@ def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
         report.facts["Metrics"] = ", ".join(f"{name} {value['value']:.3f}" for name, value in metrics.items())
         print(f"    Registered {package['ModelPackageArn']}: {report.facts['Metrics']}")
 
-    with report.stage(4, total, "Approval in the model registry") as stage:
+    with report.stage(4, total, "Alerts: the approval request the reviewers receive (SNS topic -> outbox)") as stage:
+        sent = _show_alerts(stack, lambda found: any("awaits your approval" in m.text for m in found))
+        stage.outcome = f"{len(sent)} message(s): " + "; ".join(
+            message.subject or message.text.splitlines()[0] for message in sent
+        )
+
+    with report.stage(5, total, "Approval in the model registry") as stage:
         arn = package["ModelPackageArn"]
         approve = [str(REPO_ROOT / "scripts" / "approve-model"), "approve", "--arn", arn, "--description", "make demo"]
         run_command([sys.executable, *approve], env, REPO_ROOT, "the approval")
@@ -141,7 +165,7 @@ def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
         stage.outcome = f"{arn.rsplit('/', 2)[-2]} version {arn.rsplit('/', 1)[-1]} Approved"
 
     gitlab_url = stack.info["services"]["gitlab"]["url"]
-    with report.stage(5, total, "EventBridge rule -> trigger Lambda -> local GitLab: model-deploy's pipeline") as stage:
+    with report.stage(6, total, "EventBridge rule -> trigger Lambda -> local GitLab: model-deploy's pipeline") as stage:
         pipeline = pipelines.wait_for_trigger(gitlab_url, DEPLOY_PROJECT_ID, {"MODEL_PACKAGE_ARN": arn})
         delivery = _delivery_for(stack.state_dir, pipeline.id)
         print(
@@ -162,11 +186,51 @@ def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
         ran = [job for job in jobs if job["status"] == "success"]
         stage.outcome = f"pipeline #{pipeline.id} with MODEL_PACKAGE_ARN={arn}: {len(ran)} jobs succeeded"
 
-    with report.stage(6, total, "Endpoints") as stage:
+    with report.stage(7, total, "Endpoints") as stage:
         deploy_env = {**env, **project.deploy_variables(stack.env["AWS_REGION"])}
         run_command([sys.executable, "-m", "deploy", "summary"], deploy_env, REPO_ROOT / "model-deploy", "summary")
         stage.outcome = "staging and prod serve the approved version"
     return 0
+
+
+def _failing_build(stack: LocalStack, args, report: Report, total: int, variables: dict, env: dict) -> int:
+    """The build with a threshold no model meets: the pipeline fails, and the failure alert is what a person sees."""
+    with report.stage(3, total, f"git push with MseThreshold={TOO_STRICT_MSE} (fails on purpose)") as stage:
+        variables = {**variables, "CI_PIPELINE_SOURCE": "push", "PIPELINE_PARAMETERS": f"MseThreshold={TOO_STRICT_MSE}"}
+        try:
+            report.jobs += gitlab_pipeline("model-build", variables, env, args.state_dir)
+        except PipelineFailed as failure:
+            report.jobs += failure.results
+            stage.outcome = f"job {failure.job} failed, as asked (--fail-build)"
+        else:
+            raise DemoError(f"the build succeeded although MseThreshold={TOO_STRICT_MSE}: nothing to alert about")
+    with report.stage(
+        4, total, "Alerts: the failure alert the team receives (rule -> alert gate -> SNS -> outbox)"
+    ) as stage:
+        sent = _show_alerts(stack, lambda found: any("failed" in m.subject for m in found))
+        failures = [message for message in sent if "failed" in message.subject]
+        if not failures:
+            raise DemoError("the pipeline failed but no failure alert reached the outbox")
+        stage.outcome = f"{len(sent)} message(s): " + "; ".join(message.subject for message in sent)
+    return 0
+
+
+def _show_alerts(stack: LocalStack, enough, timeout: float = 15.0) -> list[outbox.Message]:
+    """The messages the alert topic sent so far (its outbox), printed as the subscriber reads them. Delivery is
+    asynchronous, as on AWS: wait until `enough(messages)` or the timeout."""
+    url = outbox.queue_url(stack.client, ALERT_TOPIC)
+    found: list[outbox.Message] = []
+    deadline = time.monotonic() + timeout
+    while not enough(found) and time.monotonic() < deadline:
+        found += outbox.drain(stack.client, url)
+        if not enough(found):
+            time.sleep(0.1)
+    for message in found:
+        print(f"    --- to: the {ALERT_TOPIC} subscribers   subject: {message.subject or '(none)'}")
+        print("\n".join(f"    | {line}" for line in message.text.splitlines()))
+    if not found:
+        print("    (no message)")
+    return found
 
 
 def _latest_package(sagemaker, group: str) -> dict:
@@ -195,7 +259,8 @@ def _delivery_for(state_dir: Path, pipeline_id: int, timeout: float = 10.0) -> d
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for delivery in reversed(read_deliveries(state_dir)):
-            if (delivery.get("result") or {}).get("pipeline_id") == pipeline_id:
+            result = delivery.get("result")  # an SNS target's result is its message id, a Lambda's its answer
+            if isinstance(result, dict) and result.get("pipeline_id") == pipeline_id:
                 return delivery
         time.sleep(0.1)
     raise DemoError(f"no EventBridge delivery names deploy pipeline #{pipeline_id} in {state_dir}")

@@ -5,7 +5,7 @@
     scripts/package-lambdas --lock      # re-resolve each Lambda's requirements.txt
 
 Writes to --out:
-- seed_code.zip, model_trigger.zip: the Lambda sources (package `lambdas`) plus their dependencies,
+- seed_code.zip, model_trigger.zip, alert_gate.zip: the Lambda sources (package `lambdas`) plus their dependencies,
   installed by uv from each function's pinned requirements.txt for the Lambda platform
   (x86_64 manylinux, CPython 3.11, wheels only). `--offline` installs from uv's cache alone.
 - model-build.zip, model-deploy.zip: the seed archives, every file git tracks in those folders
@@ -33,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_SOURCES = ROOT / "cloudformation" / "lambdas"
-LAMBDAS = ("seed_code", "model_trigger")
+LAMBDAS = ("seed_code", "model_trigger", "alert_gate")
 SEED_FOLDERS = ("model-build", "model-deploy")
 LAMBDA_PYTHON = "3.11"  # the template's Runtime: python3.11
 LAMBDA_PLATFORM = "x86_64-manylinux2014"  # the template's Architectures: x86_64

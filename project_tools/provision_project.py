@@ -49,6 +49,7 @@ TEMPLATE = ROOT / "cloudformation" / "project.yml"
 ASSET_PARAMETERS = {
     "SeedFunctionKey": "seed_code",
     "TriggerFunctionKey": "model_trigger",
+    "AlertGateFunctionKey": "alert_gate",
     "ModelBuildSeedKey": "model-build",
     "ModelDeploySeedKey": "model-deploy",
 }

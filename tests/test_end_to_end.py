@@ -47,7 +47,8 @@ def test_push_to_production_through_both_pipelines(tmp_path):
         assert package["CustomerMetadataProperties"]["TestDataUrl"].startswith("s3://")
         # The lineage names the local pipeline's own logs, never gitlab-ci-local's made-up gitlab.com address.
         assert package["CustomerMetadataProperties"]["GitLabPipelineUrl"].startswith(f"file://{state}")
-        approvals = [e for e in events.read_events(state) if e["detail"]["ModelApprovalStatus"] == "Approved"]
+        # Pipeline events are on the bus too: only package events have an approval status.
+        approvals = [e for e in events.read_events(state) if e["detail"].get("ModelApprovalStatus") == "Approved"]
         assert [e["detail"]["ModelPackageArn"] for e in approvals] == [package["ModelPackageArn"]]
 
         # Staging and production: each stack's endpoint serves exactly the approved version.

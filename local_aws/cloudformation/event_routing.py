@@ -11,6 +11,8 @@ What CloudFormation would create from the template, for these two resource types
   `Runtime`, `Timeout`, `MemorySize` and `Environment`, its role (created in IAM from the template's trust
   policy), and its code: the folder the handler imports from, copied into the stack's state as the task root
   that `local_aws.awslambda` runs.
+A target that is an SNS topic (`!Ref AlertTopic`) gets the topic the caller made and passes in `resources`.
+Parameters the caller does not give take the template's `Default`.
 Provisioning again updates what exists (the local GitLab's URL changes on every start). Target settings that
 name resources the local stack does not make (a dead-letter queue, a KMS key) are left out; the README says so.
 """
@@ -56,7 +58,14 @@ def provision(
     copied code of each function goes (`<task_roots>/<function name>/`)."""
     template = load(template_path)
     declared = template.get("Resources") or {}
-    references: dict[str, Any] = {**parameters, **resources, "AWS::AccountId": account_id, "AWS::Region": region}
+    # A parameter left out takes its Default, as CloudFormation does (e.g. AlertWindowMinutes).
+    defaults = {
+        name: str(declaration["Default"])
+        for name, declaration in (template.get("Parameters") or {}).items()
+        if "Default" in declaration
+    }
+    references: dict[str, Any] = {**defaults, **parameters, **resources}
+    references |= {"AWS::AccountId": account_id, "AWS::Region": region, "AWS::Partition": "aws"}
     references["AWS::StackName"] = stack_name
     rules = {logical: resource for logical, resource in declared.items() if resource.get("Type") == "AWS::Events::Rule"}
     provisioned = []

@@ -41,6 +41,10 @@ DEFAULT_PLUGINS = ("local_gitlab.service",)
 PROJECT_TEMPLATE = REPO_ROOT / "cloudformation" / "project.yml"
 PROJECT_STACK = f"sagemaker-{MODEL_PACKAGE_GROUP}"  # what the project stack would be called
 IDEMPOTENCY_TABLE = f"local-{MODEL_PACKAGE_GROUP}-approval-idempotency"
+# The template's AlertTopic and AlertWindowTable, made here (moto cannot build the template); the topic's outbox
+# queue is what a subscriber would have received (local_aws.sns.outbox).
+ALERT_TOPIC = f"{PROJECT_STACK}-alerts"
+ALERT_WINDOW_TABLE = f"local-{MODEL_PACKAGE_GROUP}-alert-window"
 # botocore names a service's endpoint variable after its service id, which differs from the client name here.
 SERVICE_IDS = {"events": "eventbridge"}
 # Variables that would mix real credentials into requests to the local stack.
@@ -369,6 +373,7 @@ class LocalStack:
             self.progress("no local GitLab in this stack: the project template's event rules are not provisioned")
             return
         self._ensure_idempotency_table()
+        alert_topic = self._ensure_alerts()
         rules = event_routing.provision(
             PROJECT_TEMPLATE,
             stack_name=PROJECT_STACK,
@@ -376,7 +381,12 @@ class LocalStack:
                 "SageMakerProjectName": self.info["env"]["MODEL_PACKAGE_GROUP_NAME"],
                 "GitLabServerUrl": gitlab["url"],
             },
-            resources={"TriggerSecret": gitlab["trigger_secret_arn"], "IdempotencyTable": IDEMPOTENCY_TABLE},
+            resources={
+                "TriggerSecret": gitlab["trigger_secret_arn"],
+                "IdempotencyTable": IDEMPOTENCY_TABLE,
+                "AlertTopic": alert_topic,
+                "AlertWindowTable": ALERT_WINDOW_TABLE,
+            },
             client=self.client,
             account_id=self.info["account_id"],
             region=self.info["region"],
@@ -387,18 +397,27 @@ class LocalStack:
             targets = ", ".join(arn.rsplit(":", 1)[-1] for arn in rule.targets)
             self.progress(f"EventBridge rule {rule.name} (from {PROJECT_TEMPLATE.name}) -> {targets}")
 
-    def _ensure_idempotency_table(self) -> None:
-        """The template's IdempotencyTable: key `id`, as Powertools' idempotency layer expects."""
+    def _ensure_alerts(self) -> str:
+        """The alert topic with its outbox, and the alert gate's window table (both keyed like the template's)."""
+        from local_aws.sns import outbox
+
+        self._ensure_idempotency_table(ALERT_WINDOW_TABLE)
+        topic_arn, _queue = outbox.ensure(self.client, ALERT_TOPIC)
+        self.progress(f"alert topic {ALERT_TOPIC} (messages to its outbox queue {ALERT_TOPIC}{outbox.OUTBOX_SUFFIX})")
+        return topic_arn
+
+    def _ensure_idempotency_table(self, name: str = IDEMPOTENCY_TABLE) -> None:
+        """The template's IdempotencyTable (or AlertWindowTable): key `id`, TTL `expiration`."""
         dynamodb = self.client("dynamodb")
         with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
             dynamodb.create_table(
-                TableName=IDEMPOTENCY_TABLE,
+                TableName=name,
                 AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
                 KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
                 BillingMode="PAY_PER_REQUEST",
             )
             dynamodb.update_time_to_live(
-                TableName=IDEMPOTENCY_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
             )
 
     def _started_here(self) -> bool:

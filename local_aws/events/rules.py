@@ -10,6 +10,7 @@ Matching is EventBridge's own as moto implements it (the matcher behind moto's P
 TestEventPattern, `local_aws.events.responses`), never a matcher of ours. Targets:
 - a Lambda function: its real handler runs (`local_aws.awslambda.invoke`);
 - an SQS queue: SendMessage; an SNS topic: Publish (both moto's).
+A target's `Input`, `InputPath` or `InputTransformer` shapes what it receives, as on AWS (`transform`).
 Any other target type is recorded as not delivered, naming it. Each delivery, matched or failed, is one line of
 `<state>/event-deliveries.jsonl`. A target that fails is logged with the rule and event; EventBridge's retries
 (RetryPolicy) are not replayed locally.
@@ -26,6 +27,7 @@ from typing import Any
 
 from local_aws.awslambda.invoke import invoke
 from local_aws.core import api
+from local_aws.events import transform
 from local_aws.events.responses import matches
 
 log = logging.getLogger(__name__)
@@ -48,9 +50,9 @@ class Router:
             if not matches(rule["EventPattern"], event):
                 continue
             for target in events.list_targets_by_rule(Rule=rule["Name"], EventBusName=DEFAULT_BUS)["Targets"]:
-                self._deliver(rule["Name"], target, event)
+                self._deliver(rule["Name"], target, event, rule.get("Arn", ""))
 
-    def _deliver(self, rule: str, target: dict[str, Any], event: dict[str, Any]) -> None:
+    def _deliver(self, rule: str, target: dict[str, Any], event: dict[str, Any], rule_arn: str = "") -> None:
         record = {
             "event": event.get("id"),
             "detail-type": event.get("detail-type"),
@@ -58,7 +60,7 @@ class Router:
             "target": target["Arn"],
         }
         try:
-            record["result"] = self._send(target, _input(target, event))
+            record["result"] = self._send(target, transform.render(target, event, rule_arn=rule_arn))
             record["status"] = "delivered"
         except Exception as error:  # noqa: BLE001 - one failing target must not stop the others
             log.exception("rule %s: target %s failed on event %s", rule, target["Arn"], event.get("id"))
@@ -97,16 +99,6 @@ def _rules(events) -> list[dict[str, Any]]:
         token = page.get("NextToken")
         if not token:
             return rules
-
-
-def _input(target: dict[str, Any], event: dict[str, Any]) -> Any:
-    """What the target receives: the event, or the target's constant Input (InputPath and InputTransformer
-    are not evaluated locally yet: such a target is refused rather than sent the wrong document)."""
-    if "Input" in target:
-        return json.loads(target["Input"])
-    if "InputPath" in target or "InputTransformer" in target:
-        raise NotImplementedError("InputPath and InputTransformer are not evaluated by the local stack yet")
-    return event
 
 
 def read_deliveries(state_dir: Path) -> list[dict[str, Any]]:

@@ -109,7 +109,9 @@ def pipeline_parameters(pairs: list[str]) -> dict[str, str]:
         "GitLabPipelineUrl": os.environ.get("CI_PIPELINE_URL"),
         "InputDataUrl": os.environ.get("INPUT_DATA_URL"),
     }
-    for pair in pairs:
+    # PIPELINE_PARAMETERS (a CI/CD variable, e.g. "MseThreshold=6.0 SplitSeed=2") overrides defaults for one run,
+    # such as a pipeline started from GitLab's "Run pipeline" form; -p pairs win over it.
+    for pair in [*os.environ.get("PIPELINE_PARAMETERS", "").split(), *pairs]:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise ConfigError(f"parameter {pair!r} is not NAME=VALUE, e.g. -p MseThreshold=6.0")
@@ -158,6 +160,8 @@ def run(settings: Settings, parameters: dict[str, str], wait: bool, poll_seconds
         print(f"Upserted pipeline {settings.pipeline_name}", flush=True)
         execution_arn = sagemaker.start_pipeline_execution(
             PipelineName=settings.pipeline_name,
+            # The execution's events carry its description: a failure alert names the GitLab pipeline that started it.
+            PipelineExecutionDescription=os.environ.get("CI_PIPELINE_URL") or "started outside GitLab CI",
             PipelineParameters=[{"Name": name, "Value": str(value)} for name, value in sorted(parameters.items())],
         )["PipelineExecutionArn"]
     except s3_input.InputError as error:

@@ -100,6 +100,11 @@ def test_data_flows_through_property_references(definition):
     assert condition["RightValue"] == {"Get": "Parameters.MseThreshold"}
 
     register = steps["RegisterModel"]["Arguments"]
+
+    def metric(name: str) -> dict:
+        report = {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
+        return {"Std:JsonGet": {"PropertyFile": report, "Path": f"regression_metrics.{name}.value"}}
+
     assert register["ModelPackageGroupName"] == "abalone"
     assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
     container = register["InferenceSpecification"]["Containers"][0]
@@ -110,6 +115,8 @@ def test_data_flows_through_property_references(definition):
         "GitLabPipelineUrl": {"Get": "Parameters.GitLabPipelineUrl"},
         "InputDataUrl": {"Get": "Parameters.InputDataUrl"},
         "TestDataUrl": test_split,
+        "Mse": {"Std:Join": {"On": "", "Values": [metric("mse")]}},
+        "Rmse": {"Std:Join": {"On": "", "Values": [metric("rmse")]}},
     }
     statistics = register["ModelMetrics"]["ModelQuality"]["Statistics"]
     assert statistics["ContentType"] == "application/json"

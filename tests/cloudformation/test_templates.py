@@ -131,5 +131,5 @@ def test_taskcat_tests_give_every_required_parameter_and_packaged_asset(template
         given = set(config["project"].get("parameters", {})) | set(test.get("parameters", {}))
         assert required <= given, f"taskcat test {name} misses {sorted(required - given)}"
     keys = [v for k, v in config["project"]["parameters"].items() if k.endswith("Key")]
-    packaged = {"seed_code.zip", "model_trigger.zip", "model-build.zip", "model-deploy.zip"}
+    packaged = {"seed_code.zip", "model_trigger.zip", "alert_gate.zip", "model-build.zip", "model-deploy.zip"}
     assert {key.rsplit("/", 1)[1] for key in keys} == packaged

@@ -22,7 +22,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from local_aws.events import bus as events
-from local_aws.sagemaker import jobs, registry, step_outputs
+from local_aws.sagemaker import jobs, pipeline_events, registry, step_outputs
 from local_aws.sagemaker.executor import expressions, faults, s3files, step_types
 from local_aws.sagemaker.executor.store import ExecutionStore
 
@@ -155,6 +155,8 @@ class Runner:
 
     # The execution as a whole.
     def run(self) -> None:
+        # As on AWS, the start is an event too (EventBridge rules may watch executions starting).
+        events.emit(pipeline_events.execution_status_change(self.execution, None))
         try:
             self._run_steps()
         except Exception as error:  # noqa: BLE001 - an executor bug fails the execution, visibly
@@ -389,13 +391,20 @@ class Runner:
 
     # Status, as DescribePipelineExecution and ListPipelineExecutionSteps report it.
     def _save_step(self, record: dict) -> None:
+        before = next((s for s in self.execution["Steps"] if s["StepName"] == record["StepName"]), None)
         steps = [s for s in self.execution["Steps"] if s["StepName"] != record["StepName"]]
         self.execution["Steps"] = steps + [dict(record)]
         self.store.save(self.execution)
+        previous = before["StepStatus"] if before else None
+        if previous != record["StepStatus"]:  # a retry's new attempt is no status change
+            step_type = next((s["Type"] for s in every_step(self.definition) if s["Name"] == record["StepName"]), "")
+            events.emit(pipeline_events.step_status_change(self.execution, record, step_type, previous))
 
     def _finish(self, status: str, reason: str) -> None:
+        previous = self.execution["PipelineExecutionStatus"]
         self.execution["PipelineExecutionStatus"] = status
         if reason:
             self.execution["FailureReason"] = reason
         self.store.save(self.execution)
         log.info("execution %s: %s %s", self.execution_id, status, reason)
+        events.emit(pipeline_events.execution_status_change({**self.execution, "EndTime": time.time()}, previous))

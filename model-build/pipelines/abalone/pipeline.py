@@ -65,6 +65,8 @@ METADATA_GIT_COMMIT = "GitCommit"
 METADATA_PIPELINE_URL = "GitLabPipelineUrl"
 METADATA_INPUT_DATA = "InputDataUrl"
 METADATA_TEST_DATA = "TestDataUrl"
+METADATA_MSE = "Mse"
+METADATA_RMSE = "Rmse"
 
 
 def step_code(pipeline_name: str, default_bucket: str) -> dict[str, str]:
@@ -207,6 +209,7 @@ def get_pipeline(
     )
     evaluation_uri = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
     mse = JsonGet(step_name=evaluate.name, property_file=evaluation_report, json_path="regression_metrics.mse.value")
+    rmse = JsonGet(step_name=evaluate.name, property_file=evaluation_report, json_path="regression_metrics.rmse.value")
 
     register = ModelStep(
         name="RegisterModel",
@@ -234,6 +237,10 @@ def get_pipeline(
                 METADATA_PIPELINE_URL: pipeline_url,
                 METADATA_INPUT_DATA: input_data,
                 METADATA_TEST_DATA: split_uri["test"],
+                # The metrics themselves, not only the report's URI: the approval request alert quotes them
+                # from the package's creation event (metadata values are strings, hence the Join).
+                METADATA_MSE: Join(on="", values=[mse]),
+                METADATA_RMSE: Join(on="", values=[rmse]),
             },
         ),
     )
