@@ -128,11 +128,49 @@ def tags(settings: Settings) -> list[dict[str, str]]:
 
 
 def upload_step_code(settings: Settings, s3) -> None:
+    """The step scripts and the Clarify analysis configs, at the content-addressed URIs the definition names."""
     from pipelines.abalone.pipeline import step_code
 
     for path, uri in step_code(settings.pipeline_name, settings.bucket).items():
         bucket, _, key = uri.removeprefix("s3://").partition("/")
         s3.upload_file(path, bucket, key)
+    for uri, body in sdk_env.staged_files().items():
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def first_run_parameters(sagemaker, group: str, given: dict[str, str]) -> dict[str, str]:
+    """Check settings from the registry, as a person would choose them; explicit -p values win.
+
+    With no Approved package carrying DriftCheckBaselines there is nothing to check against: each check is
+    skipped and registers its new baseline. Otherwise the checks run against that package's baselines.
+    """
+    from pipelines.abalone.pipeline import CHECKS
+
+    packages = sagemaker.list_model_packages(
+        ModelPackageGroupName=group, ModelApprovalStatus="Approved", SortBy="CreationTime", SortOrder="Descending"
+    ).get("ModelPackageSummaryList", [])
+    champion = None
+    if packages:
+        description = sagemaker.describe_model_package(ModelPackageName=packages[0]["ModelPackageArn"])
+        champion = description["ModelPackageArn"] if description.get("DriftCheckBaselines") else None
+    values = {}
+    for check in CHECKS:
+        values[f"Skip{check}Check"] = "false" if champion else "true"
+        values[f"RegisterNew{check}Baseline"] = "false" if champion else "true"
+    chosen = {name: value for name, value in values.items() if name not in given}
+    if champion:
+        print(f"Checks: against the baselines of the latest Approved package {champion}", flush=True)
+    else:
+        print(
+            f"Checks: no Approved package with baselines in {group}: skipping the checks and registering new "
+            "baselines (first run; override with -p SkipDataQualityCheck=false ...)",
+            flush=True,
+        )
+    overridden = sorted(set(values) - set(chosen))
+    if overridden:
+        print(f"Checks: kept your values for {', '.join(overridden)}", flush=True)
+    return {**chosen, **given}
 
 
 def run(settings: Settings, parameters: dict[str, str], wait: bool, poll_seconds: float) -> int:
@@ -155,6 +193,7 @@ def run(settings: Settings, parameters: dict[str, str], wait: bool, poll_seconds
     try:
         # Before anything is uploaded or started: a wrong input fails here in a second, not in the Preprocess job.
         s3_input.check(session.client("s3"), input_uri)
+        parameters = first_run_parameters(sagemaker, settings.model_package_group_name, parameters)
         upload_step_code(settings, session.client("s3"))
         pipeline.upsert(role_arn=settings.role_arn, description="Abalone model build", tags=tags(settings))
         print(f"Upserted pipeline {settings.pipeline_name}", flush=True)

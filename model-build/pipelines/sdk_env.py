@@ -8,11 +8,16 @@ Import this module, and call `configure()`, before anything from `sagemaker.*`:
   own opt-out (a config file) makes every config lookup re-validate the file against a JSON
   schema, about 0.4 s each and 20 s per build in 3.27, so the sender itself is replaced;
 - building a definition probes the default bucket with s3:ListBuckets: we name the bucket
-  the project stack created instead (see `pipeline_session`).
+  the project stack created instead (see `pipeline_session`);
+- ClarifyCheckStep uploads its analysis_config.json twice while the pipeline is built, one copy under a
+  timestamp + uuid4 path that goes into the definition: both are staged at content-addressed paths
+  instead, like the step scripts, and uploaded by `run_pipeline run` (see `stage_clarify_configs`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import warnings
@@ -71,3 +76,42 @@ def pipeline_session(region: str, default_bucket: str):
     session = PipelineSession(boto_session=boto3.Session(region_name=region), default_bucket=default_bucket)
     session._default_bucket = default_bucket
     return session
+
+
+# Content-addressed files the definition refers to, uploaded before the pipeline is upserted: S3 URI -> bytes.
+_staged: dict[str, bytes] = {}
+
+
+def staged_files() -> dict[str, bytes]:
+    """The files staged while building a pipeline in this process (the Clarify analysis configs)."""
+    return dict(_staged)
+
+
+def _stage(prefix: str, body: bytes) -> str:
+    uri = f"{prefix.rstrip('/')}/{hashlib.sha256(body).hexdigest()[:16]}/analysis_config.json"
+    _staged[uri] = body
+    return uri
+
+
+def stage_clarify_configs(config_prefix: str) -> None:
+    """Make ClarifyCheckStep put its analysis configs at `<config_prefix>/<sha256>/analysis_config.json`.
+
+    The SDK uploads them at build time (an S3 call from `definition`, and a timestamp + uuid4 in one path, so
+    the definition would change on every build and the check would never hit the cache). Both SDK upload
+    functions are replaced (private names, pinned with sagemaker==3.27.*): the config is recorded here
+    instead, addressed by its content, and `run_pipeline run` uploads it with the step code.
+    """
+    from sagemaker.core.model_monitor.clarify_model_monitoring import ClarifyModelMonitor
+    from sagemaker.mlops.workflow import clarify_check_step
+
+    _staged.clear()  # one build at a time: only this build's files are staged
+
+    def processing_config(analysis_config_file, _s3_output_path, _session, _kms_key):
+        with open(analysis_config_file, "rb") as handle:
+            return _stage(f"{config_prefix}/clarify", handle.read())
+
+    def monitoring_config(_monitor, analysis_config, _output_s3_uri, _job_definition_name, _kms_key):
+        return _stage(f"{config_prefix}/monitoring", json.dumps(analysis_config, sort_keys=True).encode())
+
+    clarify_check_step._upload_analysis_config = processing_config
+    ClarifyModelMonitor._upload_analysis_config = monitoring_config

@@ -38,12 +38,27 @@ def steps_by_name(definition: dict) -> dict[str, dict]:
 
 
 def test_steps_and_branches(definition):
-    assert [step["Name"] for step in definition["Steps"]] == ["Preprocess", "Train", "Evaluate", "CheckMseEvaluation"]
+    assert [step["Name"] for step in definition["Steps"]] == [
+        "Preprocess",
+        "DataQualityCheck",
+        "Train",
+        "Evaluate",
+        "CreateModel",
+        "TransformTest",
+        "ModelQualityCheck",
+        "ModelExplainabilityCheck",
+        "CheckMseEvaluation",
+    ]
     steps = steps_by_name(definition)
     assert {name: step["Type"] for name, step in steps.items()} == {
         "Preprocess": "Processing",
+        "DataQualityCheck": "QualityCheck",
         "Train": "Training",
         "Evaluate": "Processing",
+        "CreateModel": "Model",
+        "TransformTest": "Transform",
+        "ModelQualityCheck": "QualityCheck",
+        "ModelExplainabilityCheck": "ClarifyCheck",
         "CheckMseEvaluation": "Condition",
         "RegisterModel": "RegisterModel",
         "FailOnMse": "Fail",
@@ -51,6 +66,21 @@ def test_steps_and_branches(definition):
     condition = steps["CheckMseEvaluation"]["Arguments"]
     assert [s["Name"] for s in condition["IfSteps"]] == ["RegisterModel"]
     assert [s["Name"] for s in condition["ElseSteps"]] == ["FailOnMse"]
+
+
+def test_check_steps_take_the_parameters_named_as_in_aws_example(definition):
+    steps = steps_by_name(definition)
+    for step, check in (
+        ("DataQualityCheck", "DataQuality"),
+        ("ModelQualityCheck", "ModelQuality"),
+        ("ModelExplainabilityCheck", "ModelExplainability"),
+    ):
+        assert steps[step]["SkipCheck"] == {"Get": f"Parameters.Skip{check}Check"}
+        assert steps[step]["RegisterNewBaseline"] == {"Get": f"Parameters.RegisterNew{check}Baseline"}
+        assert steps[step]["SuppliedBaselineConstraints"] == {"Get": f"Parameters.SuppliedBaselineConstraints{check}"}
+    clarify_config = steps["ModelExplainabilityCheck"]["Arguments"]["ProcessingInputs"][0]["S3Input"]["S3Uri"]
+    # Content-addressed (sdk_env.stage_clarify_configs), not the SDK's timestamp + uuid4 path.
+    assert clarify_config.startswith(f"s3://{BUCKET}/abalone-build/check-config/clarify/")
 
 
 def test_parameters_and_defaults(definition):

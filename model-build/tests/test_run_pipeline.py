@@ -35,12 +35,14 @@ def test_run_uploads_code_upserts_with_tags_and_starts_with_parameters(aws_env, 
     args = ["run", "--no-wait", "--role-arn", ROLE, "--bucket", bucket, "--project-name", "abalone"]
     args += ["--project-id", "p-123", "-p", "MseThreshold=7.5"]
     assert run_pipeline.main(args) == 0
-    assert "Started arn:aws:sagemaker" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Started arn:aws:sagemaker" in printed
+    assert "no Approved package with baselines in abalone: skipping the checks" in printed
 
     sagemaker = boto3.client("sagemaker")
     pipeline = sagemaker.describe_pipeline(PipelineName="abalone-build")
     stored = json.loads(pipeline["PipelineDefinition"])
-    assert [s["Name"] for s in stored["Steps"]] == ["Preprocess", "Train", "Evaluate", "CheckMseEvaluation"]
+    assert [s["Name"] for s in stored["Steps"]][:2] == ["Preprocess", "DataQualityCheck"]
     assert pipeline["RoleArn"] == ROLE
     tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=pipeline["PipelineArn"])["Tags"]}
     assert tags == {"sagemaker:project-name": "abalone", "sagemaker:project-id": "p-123", "GitCommit": "0123abcd"}
@@ -50,15 +52,22 @@ def test_run_uploads_code_upserts_with_tags_and_starts_with_parameters(aws_env, 
     parameters = sagemaker.list_pipeline_parameters_for_execution(
         PipelineExecutionArn=executions[0]["PipelineExecutionArn"]
     )["PipelineParameters"]
+    # No Approved package yet: every check is skipped and registers its first baseline, and the run says so.
+    first_run = {f"{flag}": "true" for check in ("DataQuality", "ModelQuality", "ModelExplainability")
+                 for flag in (f"Skip{check}Check", f"RegisterNew{check}Baseline")}  # fmt: skip
     assert {p["Name"]: p["Value"] for p in parameters} == {
         "MseThreshold": "7.5",
         "GitCommit": "0123abcd",
         "GitLabPipelineUrl": "https://gitlab.example.com/ml/build/-/pipelines/7",
+        **first_run,
     }
     s3 = boto3.client("s3")
     for path, uri in step_code("abalone-build", bucket).items():
         key = uri.split("/", 3)[3]
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == Path(path).read_bytes()
+    clarify = next(s for s in stored["Steps"] if s["Type"] == "ClarifyCheck")
+    config_uri = clarify["Arguments"]["ProcessingInputs"][0]["S3Input"]["S3Uri"]
+    assert json.loads(s3.get_object(Bucket=bucket, Key=config_uri.split("/", 3)[3])["Body"].read())["methods"]["shap"]
 
     # A second run updates the same pipeline instead of failing on the name.
     assert run_pipeline.main(args) == 0

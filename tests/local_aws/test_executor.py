@@ -75,7 +75,18 @@ def cold_run(stack):
 def test_real_definition_runs_end_to_end_and_registers_the_evaluated_model(cold_run):
     execution, steps = cold_run["execution"], cold_run["steps"]
     assert execution["PipelineExecutionStatus"] == "Succeeded"
-    assert set(steps) == {"Preprocess", "Train", "Evaluate", "CheckMseEvaluation", "RegisterModel"}
+    assert set(steps) == {
+        "Preprocess",
+        "DataQualityCheck",
+        "Train",
+        "Evaluate",
+        "CreateModel",
+        "TransformTest",
+        "ModelQualityCheck",
+        "ModelExplainabilityCheck",
+        "CheckMseEvaluation",
+        "RegisterModel",
+    }
     assert all(s["StepStatus"] == "Succeeded" and "CacheHitResult" not in s for s in steps.values())
     assert steps["CheckMseEvaluation"]["Metadata"]["Condition"]["Outcome"] == "True"
 
@@ -100,6 +111,29 @@ def test_real_definition_runs_end_to_end_and_registers_the_evaluated_model(cold_
     assert float(np.sqrt(np.mean((test[0].to_numpy() - predictions) ** 2))) == pytest.approx(rmse, rel=1e-6)
     assert evaluation["test_rows"] == len(test) == 626
 
+    # First run (no Approved package): the checks are skipped, each registers the baseline it calculated.
+    metrics, drift = package["ModelMetrics"], package["DriftCheckBaselines"]
+    data_quality = steps["DataQualityCheck"]["Metadata"]["QualityCheck"]
+    assert data_quality["SkipCheck"] is True and data_quality["RegisterNewBaseline"] is True
+    assert metrics["ModelDataQuality"]["Statistics"]["S3Uri"] == data_quality["CalculatedBaselineStatistics"]
+    assert drift["ModelDataQuality"]["Constraints"]["S3Uri"] == data_quality["CalculatedBaselineConstraints"]
+    statistics = json.loads(read_s3(data_quality["CalculatedBaselineStatistics"]))
+    assert statistics["dataset"]["item_count"] == 2924  # the training split, in the raw schema with its header
+    assert {f["name"] for f in statistics["features"]} >= {"sex", "shell_weight", "rings"}
+    model_quality = steps["ModelQualityCheck"]["Metadata"]["QualityCheck"]
+    quality = json.loads(read_s3(model_quality["CalculatedBaselineStatistics"]))
+    # The batch transform's predictions are the registered model's: the same RMSE as the evaluation.
+    assert quality["regression_metrics"]["rmse"]["value"] == pytest.approx(rmse, rel=1e-5)
+    assert metrics["ModelQuality"]["Constraints"]["S3Uri"] == model_quality["CalculatedBaselineConstraints"]
+    assert drift["ModelQuality"]["Statistics"]["S3Uri"] == model_quality["CalculatedBaselineStatistics"]
+    clarify = steps["ModelExplainabilityCheck"]["Metadata"]["ClarifyCheck"]
+    assert metrics["Explainability"]["Report"]["S3Uri"] == clarify["CalculatedBaselineConstraints"]
+    assert drift["Explainability"]["Constraints"]["S3Uri"] == clarify["CalculatedBaselineConstraints"]
+    label0 = json.loads(read_s3(clarify["CalculatedBaselineConstraints"]))["explanations"]["kernel_shap"]["label0"]
+    assert isinstance(label0["expected_value"], float)
+    ranking = sorted(label0["global_shap_values"], key=lambda f: -label0["global_shap_values"][f])
+    assert len(ranking) == 10 and {"shell_weight", "whole_weight"} <= set(ranking[:4]), ranking
+
 
 def test_cached_rerun_runs_no_step_script(stack, cold_run):
     before = job_folders(stack)
@@ -111,8 +145,8 @@ def test_cached_rerun_runs_no_step_script(stack, cold_run):
     cold_arn = cold_run["execution"]["PipelineExecutionArn"]
     for name in ("Preprocess", "Train", "Evaluate"):
         assert steps[name]["CacheHitResult"] == {"SourcePipelineExecutionArn": cold_arn}
-    # No job ran: the only new job is the registration, which SageMaker never caches.
-    assert all("-registermodel-" in name for name in job_folders(stack) - before)
+    # No job ran: the only new ones are the registration and CreateModel, which SageMaker never caches.
+    assert all("-registermodel-" in name or "-createmodel-" in name for name in job_folders(stack) - before)
     print(f"cold run {cold_run['seconds']:.1f} s, cached re-run {cached_seconds:.1f} s (including the SDK build)")
 
 
@@ -215,10 +249,10 @@ def test_an_aws_error_in_a_step_fails_that_step_with_the_error(stack):
 
 
 def test_unsupported_step_types_and_expressions_fail_at_once_naming_them(stack):
-    transform = {"Name": "Score", "Type": "Transform", "Arguments": {}}
+    transform = {"Name": "Score", "Type": "Lambda", "Arguments": {}}
     execution, steps = wait(start_definition("unsupported-type", {"Version": "2020-12-01", "Steps": [transform]}))
     assert execution["PipelineExecutionStatus"] == "Failed"
-    assert "Score (Transform)" in execution["FailureReason"] and not steps
+    assert "Score (Lambda)" in execution["FailureReason"] and not steps
 
     orphan = script_step("Orphan", f"s3://{BUCKET}/code/fine/script.py", depends_on=["Missing"])
     execution, steps = wait(start_definition("unknown-dependency", {"Version": "2020-12-01", "Steps": [orphan]}))
@@ -267,3 +301,22 @@ def test_a_step_script_sees_the_jobs_aws_settings_not_the_hosts(tmp_path, monkey
     )
     seen = json.loads((tmp_path / "output.log").read_text().splitlines()[-1])  # after the stack's own lines
     assert seen == {"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def test_after_approval_the_checks_run_against_the_approved_baselines(stack, cold_run):
+    sagemaker = boto3.client("sagemaker")
+    champion = cold_run["steps"]["RegisterModel"]["Metadata"]["RegisterModel"]["Arn"]
+    sagemaker.update_model_package(ModelPackageArn=champion, ModelApprovalStatus="Approved")
+    try:
+        assert run() == 0
+        _, steps = latest_execution()
+        approved = sagemaker.describe_model_package(ModelPackageName=champion)["DriftCheckBaselines"]
+        for step, kind in (("DataQualityCheck", "QualityCheck"), ("ModelQualityCheck", "QualityCheck")):
+            check = steps[step]["Metadata"][kind]
+            assert check["SkipCheck"] is False and check["RegisterNewBaseline"] is False
+            # The same data and model: the check ran against the champion's baseline and found nothing.
+            assert json.loads(read_s3(check["ViolationReport"]))["violations"] == []
+        member = approved["ModelDataQuality"]["Constraints"]["S3Uri"]
+        assert steps["DataQualityCheck"]["Metadata"]["QualityCheck"]["BaselineUsedForDriftCheckConstraints"] == member
+    finally:
+        sagemaker.update_model_package(ModelPackageArn=champion, ModelApprovalStatus="Rejected")

@@ -24,8 +24,17 @@ log = logging.getLogger("local_aws.sagemaker.executor")
 
 LOCKS = Path(__file__).resolve().parents[1] / "images"
 # ECR repository name -> framework name in the lock files (and in the SDK's image_uris.retrieve).
-REPOSITORIES = {"sagemaker-scikit-learn": "sklearn", "sagemaker-xgboost": "xgboost"}
-_TAG_VERSION = re.compile(r"^(\d+\.\d+(?:\.\d+)?-\d+)")  # "1.2-1-cpu-py3" -> "1.2-1", "0.90-2" -> "0.90-2"
+REPOSITORIES = {
+    "sagemaker-scikit-learn": "sklearn",
+    "sagemaker-xgboost": "xgboost",
+    "sagemaker-model-monitor-analyzer": "model-monitor",  # the SDK's URI has no tag: "latest"
+    "sagemaker-clarify-processing": "clarify",
+}
+# "1.2-1-cpu-py3" -> "1.2-1", "0.90-2" -> "0.90-2", Clarify's "1.0" -> "1.0"
+_TAG_VERSION = re.compile(r"^(\d+\.\d+(?:\.\d+)?(?:-\d+)?)(?:-|$)")
+# Images whose processing jobs run the image's own program (the definition has no ContainerEntrypoint):
+# framework -> its stand-in beside the lock files, mounted read-only at /opt/local-aws/ in the sandbox.
+ENTRY_POINTS = {"model-monitor": "model_monitor_analyzer.py", "clarify": "clarify_processing.py"}
 
 
 class ImageError(Exception):
@@ -58,6 +67,8 @@ def parse(uri: str) -> Image:
     """`<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>` -> the framework and version it runs."""
     repository, _, tag = uri.rpartition("/")[2].partition(":")
     framework = REPOSITORIES.get(repository)
+    if framework is not None and tag in ("", "latest"):
+        return Image(uri, framework, "latest")
     match = _TAG_VERSION.match(tag)
     if framework is None or match is None:
         known = ", ".join(f"{name}:<version>" for name in REPOSITORIES)
@@ -70,7 +81,7 @@ def supported(framework: str) -> list[str]:
 
 
 def _order(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.split(r"[.-]", version))
+    return tuple(int(part) if part.isdigit() else 0 for part in re.split(r"[.-]", version))
 
 
 def resolve(uri: str) -> Image:

@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from local_aws.events import bus as events
 from local_aws.sagemaker import jobs, pipeline_events, registry, step_outputs
-from local_aws.sagemaker.executor import expressions, faults, s3files, step_types
+from local_aws.sagemaker.executor import check_steps, expressions, faults, model_steps, s3files, step_types
 from local_aws.sagemaker.executor.store import ExecutionStore
 
 log = logging.getLogger("local_aws.sagemaker.executor")
@@ -40,9 +40,20 @@ CACHE_ATTRIBUTES = {
         "HyperParameters",
         "InputDataConfig",
     ),
+    # A check step is a processing job; its check settings and the baseline it compares against are part of it.
+    "QualityCheck": ("AppSpecification", "Environment", "ProcessingInputs", "CheckSettings"),
+    "ClarifyCheck": ("AppSpecification", "Environment", "ProcessingInputs", "CheckSettings"),
+    "Transform": ("DataProcessing", "Environment", "ModelName", "TransformInput", "TransformResources"),
 }
-JOB_STEPS = {"Processing": step_types.run_processing, "Training": step_types.run_training}
-SUPPORTED_TYPES = {"Processing", "Training", "RegisterModel", "Condition", "Fail"}
+JOB_STEPS = {
+    "Processing": step_types.run_processing,
+    "Training": step_types.run_training,
+    "Transform": model_steps.run_transform,
+}
+CHECK_TYPES = {"QualityCheck", "ClarifyCheck"}
+# The job kind each job step is listed as (DescribeProcessingJob answers for a check step's job).
+JOB_KINDS = {"QualityCheck": "Processing", "ClarifyCheck": "Processing"}
+SUPPORTED_TYPES = {"Processing", "Training", "RegisterModel", "Condition", "Fail", "Model", "Transform", *CHECK_TYPES}
 # A RetryPolicy's defaults (SageMaker developer guide, "Retry Policy for Pipeline Steps").
 RETRY_DEFAULTS = {"IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 5}
 # How a job's failure reason starts -> the SageMaker.* exception type a RetryPolicy names.
@@ -309,6 +320,19 @@ class Runner:
             outcome = step_types.run_register_model({**arguments, "MetadataProperties": metadata}, self._job(step))
             events.emit(registry.created_event(self.settings.sagemaker, outcome.properties["ModelPackageArn"]))
             return outcome, None
+        if kind == "Model":
+            return model_steps.run_model(arguments, self._job(step)), None
+
+        run = JOB_STEPS.get(kind)
+        if kind in CHECK_TYPES:
+            check = check_steps.settings(step, lambda value: expressions.evaluate(value, self.scope))
+            arguments, baseline = check_steps.with_baseline(arguments, check, self.settings.sagemaker)
+
+            def run(job_arguments: dict, job: step_types.Job) -> step_types.Outcome:
+                extra = check_steps.shadow_endpoint_model(job, check["ModelName"]) if kind == "ClarifyCheck" else None
+                return check_steps.run(job_arguments, job, check, baseline, extra)
+
+            arguments = {**arguments, "CheckSettings": check}  # in the cache key, never in the job's request
 
         cache_key = self._cache_key(step, arguments)
         if cache_key:
@@ -316,7 +340,7 @@ class Runner:
             entry = self.store.cached(cache_key, max_age)
             if entry and self._outputs_exist(kind, entry["Properties"]):
                 return step_types.Outcome(entry["Properties"], entry["Metadata"]), entry["SourcePipelineExecutionArn"]
-        outcome = self._run_job(step, arguments)
+        outcome = self._run_job(step, {k: v for k, v in arguments.items() if k != "CheckSettings"}, run)
         if cache_key:
             self.store.remember(
                 cache_key,
@@ -329,9 +353,9 @@ class Runner:
             )
         return outcome, None
 
-    def _run_job(self, step: dict, arguments: dict) -> step_types.Outcome:
+    def _run_job(self, step: dict, arguments: dict, run) -> step_types.Outcome:
         """Run a job step and keep its job for Describe*Job / List*Jobs, whatever the outcome."""
-        kind, job, started = step["Type"], self._job(step), time.time()
+        kind, job, started = JOB_KINDS.get(step["Type"], step["Type"]), self._job(step), time.time()
         arn = f"{job.arn_prefix}:{jobs.KINDS[kind].arn_type}/{job.name}"
         details = {
             "name": job.name,
@@ -342,7 +366,7 @@ class Runner:
             "step_name": step["Name"],
         }
         try:
-            outcome = JOB_STEPS[kind](arguments, job)
+            outcome = run(arguments, job)
         except step_types.StepFailure as failure:
             jobs.record(self.settings.state_dir, kind, failure_reason=failure.reason, **details)
             # On AWS a failed job step's Metadata still names its job.
@@ -362,6 +386,8 @@ class Runner:
         """A cache hit is only as good as its outputs: a restarted stack may have lost them."""
         if kind == "Training":
             uris = [properties["ModelArtifacts"]["S3ModelArtifacts"]]
+        elif kind == "Transform":
+            uris = [properties["TransformOutput"]["S3OutputPath"]]
         else:
             uris = [o["S3Output"]["S3Uri"] for o in properties.get("ProcessingOutputConfig", {}).get("Outputs", [])]
         return all(s3files.exists(self.settings.s3, uri) for uri in uris)

@@ -50,8 +50,10 @@ class Outcome:
     metadata: dict[str, Any]
 
 
-def run_processing(arguments: dict, job: Job) -> Outcome:
-    """Run the container's entry point in the image's environment, isolated; inputs and outputs through S3."""
+def run_processing(arguments: dict, job: Job, extra_environment: dict | None = None) -> Outcome:
+    """Run the container's entry point in the image's environment, isolated; inputs and outputs through S3.
+
+    `extra_environment`: variables the local stack adds for its stand-in of an image's own program."""
     image = _image_environment(arguments["AppSpecification"].get("ImageUri", ""), job)
     for item in arguments.get("ProcessingInputs", []):
         source = item.get("S3Input")
@@ -67,9 +69,16 @@ def run_processing(arguments: dict, job: Job) -> Outcome:
 
     app = arguments["AppSpecification"]
     command = app.get("ContainerEntrypoint", []) + app.get("ContainerArguments", [])
+    read_only = {}
+    if not app.get("ContainerEntrypoint") and image.image.framework in images.ENTRY_POINTS:
+        # The image's own program (the Model Monitor analyzer, Clarify): its stand-in, mounted read-only.
+        entry_point = f"/opt/local-aws/{images.ENTRY_POINTS[image.image.framework]}"
+        read_only[entry_point] = images.LOCKS / images.ENTRY_POINTS[image.image.framework]
+        command = ["python3", entry_point] + app.get("ContainerArguments", [])
     if not command:
         raise StepFailure("ClientError: the local executor needs a ContainerEntrypoint to run")
-    _run_container(job, image, command, arguments.get("Environment", {}), arguments)
+    environment = {**arguments.get("Environment", {}), **(extra_environment or {})}
+    _run_container(job, image, command, environment, arguments, read_only=read_only)
 
     for item in arguments.get("ProcessingOutputConfig", {}).get("Outputs", []):
         output = item["S3Output"]

@@ -1,7 +1,16 @@
-"""The abalone SageMaker pipeline (SDK v3): preprocess -> train -> evaluate -> condition -> register.
+"""The abalone SageMaker pipeline (SDK v3): preprocess -> baselines and checks -> train -> evaluate -> register.
 
-    Preprocess -> Train -> Evaluate -> CheckMseEvaluation -+-> RegisterModel (mse <= MseThreshold)
-                                                           +-> FailOnMse     (otherwise)
+    Preprocess -> DataQualityCheck
+               -> Train -> Evaluate
+                        -> CreateModel -> TransformTest -> ModelQualityCheck
+                                       -> ModelExplainabilityCheck
+    all of them -> CheckMseEvaluation -+-> RegisterModel (mse <= MseThreshold)
+                                       +-> FailOnMse     (otherwise)
+
+Each check computes a new baseline (statistics/constraints, or SHAP values) and, unless its Skip*Check
+parameter says otherwise, checks the new data or model against the baseline of the latest Approved model
+(or the Supplied* one). The registered package carries the new baselines as ModelMetrics and, as
+DriftCheckBaselines, the ones the next build checks against (RegisterNew*Baseline says which).
 
 `get_pipeline(...)` builds it without touching AWS: step scripts are addressed by their content
 hash (`step_code()` lists them; `run_pipeline run` uploads them), so the same code always gives
@@ -19,7 +28,10 @@ from pipelines import sdk_env
 sdk_env.configure()  # before any sagemaker import: see sdk_env
 
 from sagemaker.core import image_uris  # noqa: E402
-from sagemaker.core.model_metrics import MetricsSource, ModelMetrics  # noqa: E402
+from sagemaker.core.clarify import DataConfig, ModelConfig, SHAPConfig  # noqa: E402
+from sagemaker.core.drift_check_baselines import DriftCheckBaselines  # noqa: E402
+from sagemaker.core.model_metrics import FileSource, MetricsSource, ModelMetrics  # noqa: E402
+from sagemaker.core.model_monitor import DatasetFormat  # noqa: E402
 from sagemaker.core.processing import ScriptProcessor  # noqa: E402
 from sagemaker.core.shapes import (  # noqa: E402
     ProcessingInput,
@@ -27,16 +39,29 @@ from sagemaker.core.shapes import (  # noqa: E402
     ProcessingS3Input,
     ProcessingS3Output,
 )
+from sagemaker.core.transformer import Transformer  # noqa: E402
 from sagemaker.core.workflow.conditions import ConditionLessThanOrEqualTo  # noqa: E402
 from sagemaker.core.workflow.execution_variables import ExecutionVariables  # noqa: E402
 from sagemaker.core.workflow.functions import Join, JsonGet  # noqa: E402
-from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString  # noqa: E402
+from sagemaker.core.workflow.parameters import (  # noqa: E402
+    ParameterBoolean,
+    ParameterFloat,
+    ParameterInteger,
+    ParameterString,
+)
 from sagemaker.core.workflow.properties import PropertyFile  # noqa: E402
+from sagemaker.mlops.workflow.check_job_config import CheckJobConfig  # noqa: E402
+from sagemaker.mlops.workflow.clarify_check_step import ClarifyCheckStep, ModelExplainabilityCheckConfig  # noqa: E402
 from sagemaker.mlops.workflow.condition_step import ConditionStep  # noqa: E402
 from sagemaker.mlops.workflow.fail_step import FailStep  # noqa: E402
 from sagemaker.mlops.workflow.model_step import ModelStep  # noqa: E402
 from sagemaker.mlops.workflow.pipeline import Pipeline  # noqa: E402
-from sagemaker.mlops.workflow.steps import CacheConfig, ProcessingStep, TrainingStep  # noqa: E402
+from sagemaker.mlops.workflow.quality_check_step import (  # noqa: E402
+    DataQualityCheckConfig,
+    ModelQualityCheckConfig,
+    QualityCheckStep,
+)
+from sagemaker.mlops.workflow.steps import CacheConfig, ProcessingStep, TrainingStep, TransformStep  # noqa: E402
 from sagemaker.serve.model_builder import ModelBuilder  # noqa: E402
 from sagemaker.train import ModelTrainer  # noqa: E402
 from sagemaker.train.configs import Compute, InputData, OutputDataConfig, StoppingCondition  # noqa: E402
@@ -68,6 +93,29 @@ METADATA_TEST_DATA = "TestDataUrl"
 METADATA_MSE = "Mse"
 METADATA_RMSE = "Rmse"
 
+# The check steps, named as in AWS's check-step example: check -> (Skip*, RegisterNew*, Supplied* kinds).
+CHECKS = {
+    "DataQuality": ("Statistics", "Constraints"),
+    "ModelQuality": ("Statistics", "Constraints"),
+    "ModelExplainability": ("Constraints",),
+}
+# The columns of the encoded splits (preprocess.encode): the label first, then the features.
+ENCODED_COLUMNS = [
+    "rings",
+    "length",
+    "diameter",
+    "height",
+    "whole_weight",
+    "shucked_weight",
+    "viscera_weight",
+    "shell_weight",
+    "sex_F",
+    "sex_I",
+    "sex_M",
+]
+SHAP_SAMPLES = 100
+SHAP_SEED = 123
+
 
 def step_code(pipeline_name: str, default_bucket: str) -> dict[str, str]:
     """Step script path -> content-addressed S3 URI where the pipeline expects it."""
@@ -89,6 +137,7 @@ def get_pipeline(
 ) -> Pipeline:
     """Build the pipeline. Nothing is sent to AWS until `upsert()`."""
     session = sdk_env.pipeline_session(region, default_bucket)
+    sdk_env.stage_clarify_configs(f"s3://{default_bucket}/{pipeline_name}/check-config")
     code = {Path(path).name: uri for path, uri in step_code(pipeline_name, default_bucket).items()}
 
     input_data = ParameterString("InputDataUrl", default_value=f"s3://{default_bucket}/data/abalone/abalone.csv")
@@ -100,6 +149,14 @@ def get_pipeline(
     git_commit = ParameterString("GitCommit", default_value="unknown")
     pipeline_url = ParameterString("GitLabPipelineUrl", default_value="none")
     tuning = {name: _parameter(name, default) for name, (_, default) in HYPERPARAMETERS.items()}
+    check_parameters = {
+        check: {
+            "skip": ParameterBoolean(f"Skip{check}Check", default_value=False),
+            "register": ParameterBoolean(f"RegisterNew{check}Baseline", default_value=False),
+            **{kind: ParameterString(f"SuppliedBaseline{kind}{check}", default_value="") for kind in kinds},
+        }
+        for check, kinds in CHECKS.items()
+    }
 
     def output(step: str, name: str) -> ProcessingOutput:
         # Execution-scoped output paths never collide; SageMaker leaves outputs out of the cache key.
@@ -143,7 +200,7 @@ def get_pipeline(
             code=code["preprocess.py"],
             # Not /opt/ml/processing/input itself: SageMaker puts the step code in its code/ subfolder.
             inputs=[s3_input("raw", input_data, "/opt/ml/processing/input/data")],
-            outputs=[output("Preprocess", name) for name in ("train", "validation", "test")],
+            outputs=[output("Preprocess", name) for name in ("train", "validation", "test", "baseline", "explain")],
             arguments=[
                 "--input-dir",
                 "/opt/ml/processing/input/data",
@@ -157,8 +214,45 @@ def get_pipeline(
     )
     split_uri = {
         name: preprocess.properties.ProcessingOutputConfig.Outputs[name].S3Output.S3Uri
-        for name in ("train", "validation", "test")
+        for name in ("train", "validation", "test", "baseline", "explain")
     }
+
+    def execution_path(*parts: str):
+        return Join(
+            on="/", values=["s3:/", default_bucket, pipeline_name, ExecutionVariables.PIPELINE_EXECUTION_ID, *parts]
+        )
+
+    check_job = CheckJobConfig(
+        role=role,
+        instance_count=1,
+        instance_type="ml.m5.xlarge",
+        sagemaker_session=session,
+        base_job_name=f"{base_job_prefix}-check",
+    )
+
+    def check_arguments(check: str) -> dict:
+        values = check_parameters[check]
+        arguments = {
+            "skip_check": values["skip"],
+            "register_new_baseline": values["register"],
+            "check_job_config": check_job,
+            "model_package_group_name": model_package_group_name,
+            "cache_config": CACHE,
+            "supplied_baseline_constraints": values["Constraints"],
+        }
+        if "Statistics" in values:
+            arguments["supplied_baseline_statistics"] = values["Statistics"]
+        return arguments
+
+    data_quality = QualityCheckStep(
+        name="DataQualityCheck",
+        quality_check_config=DataQualityCheckConfig(
+            baseline_dataset=split_uri["baseline"],
+            dataset_format=DatasetFormat.csv(header=True),
+            output_s3_uri=execution_path("DataQualityCheck"),
+        ),
+        **check_arguments("DataQuality"),
+    )
 
     trainer = ModelTrainer(
         training_image=xgboost_image,
@@ -207,6 +301,76 @@ def get_pipeline(
         property_files=[evaluation_report],
         cache_config=CACHE,
     )
+    model = ModelStep(
+        name="CreateModel",
+        step_args=ModelBuilder(
+            image_uri=xgboost_image,
+            s3_model_data_url=model_data,
+            sagemaker_session=session,
+            role_arn=role,
+            log_level=logging.ERROR,
+        ).build(),
+    )
+    transform = TransformStep(
+        name="TransformTest",
+        step_args=Transformer(
+            model_name=model.properties.ModelName,
+            instance_count=1,
+            instance_type="ml.m5.xlarge",
+            output_path=execution_path("TransformTest"),
+            accept="text/csv",
+            assemble_with="Line",
+            sagemaker_session=session,
+        ).transform(
+            data=split_uri["test"],
+            content_type="text/csv",
+            split_type="Line",
+            input_filter="$[1:]",  # the features; the label stays in the record ...
+            join_source="Input",
+            output_filter="$[0,-1]",  # ... and comes out beside the prediction: rings,prediction
+        ),
+        cache_config=CACHE,
+    )
+    model_quality = QualityCheckStep(
+        name="ModelQualityCheck",
+        quality_check_config=ModelQualityCheckConfig(
+            baseline_dataset=transform.properties.TransformOutput.S3OutputPath,
+            dataset_format=DatasetFormat.csv(header=False),
+            output_s3_uri=execution_path("ModelQualityCheck"),
+            problem_type="Regression",
+            ground_truth_attribute="_c0",
+            inference_attribute="_c1",
+        ),
+        **check_arguments("ModelQuality"),
+    )
+    explainability = ClarifyCheckStep(
+        name="ModelExplainabilityCheck",
+        clarify_check_config=ModelExplainabilityCheckConfig(
+            data_config=DataConfig(
+                s3_data_input_path=split_uri["explain"],
+                s3_output_path=execution_path("ModelExplainabilityCheck"),
+                # A plain string (trap 2): sdk_env stages the config content-addressed under it.
+                s3_analysis_config_output_path=f"s3://{default_bucket}/{pipeline_name}/check-config",
+                label="rings",
+                headers=ENCODED_COLUMNS,
+                dataset_type="text/csv",
+            ),
+            model_config=ModelConfig(
+                model_name=model.properties.ModelName,
+                instance_type="ml.m5.xlarge",
+                instance_count=1,
+                accept_type="text/csv",
+                content_type="text/csv",
+            ),
+            # No fixed baseline row: Clarify takes the K-means centre of the explained rows (their mean).
+            explainability_config=SHAPConfig(
+                num_clusters=1, num_samples=SHAP_SAMPLES, agg_method="mean_abs", seed=SHAP_SEED
+            ),
+        ),
+        **check_arguments("ModelExplainability"),
+    )
+    explainability_config = explainability.clarify_check_config.monitoring_analysis_config_uri
+
     evaluation_uri = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
     mse = JsonGet(step_name=evaluate.name, property_file=evaluation_report, json_path="regression_metrics.mse.value")
     rmse = JsonGet(step_name=evaluate.name, property_file=evaluation_report, json_path="regression_metrics.rmse.value")
@@ -227,10 +391,19 @@ def get_pipeline(
             transform_instances=["ml.m5.large"],
             approval_status=approval_status,
             model_metrics=ModelMetrics(
-                model_statistics=MetricsSource(
-                    content_type="application/json",
-                    s3_uri=Join(on="/", values=[evaluation_uri, "evaluation.json"]),
-                )
+                model_statistics=_json(Join(on="/", values=[evaluation_uri, "evaluation.json"])),
+                model_constraints=_json(model_quality.properties.CalculatedBaselineConstraints),
+                model_data_statistics=_json(data_quality.properties.CalculatedBaselineStatistics),
+                model_data_constraints=_json(data_quality.properties.CalculatedBaselineConstraints),
+                explainability=_json(explainability.properties.CalculatedBaselineConstraints),
+            ),
+            drift_check_baselines=DriftCheckBaselines(
+                model_statistics=_json(model_quality.properties.BaselineUsedForDriftCheckStatistics),
+                model_constraints=_json(model_quality.properties.BaselineUsedForDriftCheckConstraints),
+                model_data_statistics=_json(data_quality.properties.BaselineUsedForDriftCheckStatistics),
+                model_data_constraints=_json(data_quality.properties.BaselineUsedForDriftCheckConstraints),
+                explainability_constraints=_json(explainability.properties.BaselineUsedForDriftCheckConstraints),
+                explainability_config_file=FileSource(s3_uri=explainability_config, content_type="application/json"),
             ),
             customer_metadata_properties={
                 METADATA_GIT_COMMIT: git_commit,
@@ -250,6 +423,7 @@ def get_pipeline(
     )
     check = ConditionStep(
         name="CheckMseEvaluation",
+        depends_on=[data_quality, model_quality, explainability],
         conditions=[ConditionLessThanOrEqualTo(left=mse, right=mse_threshold)],
         if_steps=[register],
         else_steps=[fail],
@@ -263,11 +437,12 @@ def get_pipeline(
             split_seed,
             *tuning.values(),
             mse_threshold,
+            *(parameter for values in check_parameters.values() for parameter in values.values()),
             approval_status,
             git_commit,
             pipeline_url,
         ],
-        steps=[preprocess, train, evaluate, check],
+        steps=[preprocess, data_quality, train, evaluate, model, transform, model_quality, explainability, check],
         sagemaker_session=session,
     )
 
@@ -275,3 +450,7 @@ def get_pipeline(
 def _parameter(name: str, default):
     kind = ParameterInteger if isinstance(default, int) else ParameterFloat
     return kind(name, default_value=default)
+
+
+def _json(uri) -> MetricsSource:
+    return MetricsSource(content_type="application/json", s3_uri=uri)
