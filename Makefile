@@ -37,6 +37,10 @@ bwrap:
 		else echo "error: bubblewrap is missing: install it (Debian: sudo apt-get install bubblewrap), or run steps unisolated with LOCAL_STACK_ISOLATION=off" >&2; exit 1; fi; }
 
 # SageMaker SDK v2, for the test that runs a pipeline written as AWS's public samples are (tests/sdk_v2/).
+images: venv ## Build the local stack's image environments (one per lock in local_aws/sagemaker/images/), cached
+	@echo "==> image environments (local_aws/sagemaker/images/*.lock; cached in ~/.cache/local-aws/images)"
+	@$(PY) -m local_aws.sagemaker.executor.build_images
+
 .venv-sdk2/.installed: tests/sdk_v2/requirements.lock | $(VENV)/.installed
 	@echo "==> SageMaker SDK v2 environment: .venv-sdk2 from tests/sdk_v2/requirements.lock"
 	@test -x .venv-sdk2/bin/python || $(PYTHON) -m venv .venv-sdk2
@@ -48,7 +52,7 @@ lint: venv ## ruff on the whole repo
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 
-unit: venv gitlab-ci-local .venv-taskcat/.installed .venv-sdk2/.installed ## pytest on every test folder (the CI tests need gitlab-ci-local)
+unit: venv gitlab-ci-local .venv-taskcat/.installed .venv-sdk2/.installed images ## pytest on every test folder (the CI tests need gitlab-ci-local)
 	@echo "==> pytest"
 	@$(VENV)/bin/pytest
 

@@ -178,3 +178,15 @@ def xgboost_model_as_json(raw: bytes) -> bytes:
             return finished.stdout
         errors.append(f"{version}: {finished.stderr.decode(errors='replace').strip().splitlines()[-1:]}")
     raise ImageError(f"no XGBoost image can read this model ({'; '.join(errors)})")
+
+
+def build_all() -> list[Environment]:
+    """Every image environment the lock files define, built now (or found in the cache): `make images` runs it
+    before the tests, so a first build is paid once, up front, and never inside a test's or a step's time."""
+    built = []
+    frameworks = sorted(set(REPOSITORIES.values()), key=len, reverse=True)  # "model-monitor" has a dash itself
+    for lock_file in sorted(LOCKS.glob("*.lock")):
+        framework = next(name for name in frameworks if lock_file.stem.startswith(f"{name}-"))
+        version = lock_file.stem.removeprefix(f"{framework}-")
+        built.append(environment(Image(f"local/{framework}:{version}", framework, version)))
+    return built
