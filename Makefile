@@ -94,11 +94,11 @@ taskcat-lint: .venv-taskcat/.installed ## Lint .taskcat.yml and its templates wi
 package: venv ## Package the template's Lambdas and seed archives into build/assets
 	@$(PY) scripts/package-lambdas
 
-demo: venv gitlab-ci-local ## The whole loop offline: build -> register -> approve -> deploy -> staging tests -> prod (DATA=csv|s3://|uci)
+demo: venv gitlab-ci-local images ## The whole loop offline: build -> register -> approve -> deploy -> staging tests -> prod (DATA=csv|s3://|uci)
 	@echo "==> make demo: the model-build pipeline, approval and deploy pipeline on the local stack"
 	@$(PY) scripts/demo
 
-bench: venv ## Print speed figures: definition build, pipeline cold/cached, runtime latency, whole demo
+bench: venv gitlab-ci-local images ## Print speed figures: definition build, pipeline cold/cached, runtime latency, whole demo
 	@echo "==> make bench: measuring on this machine (about a minute)"
 	@$(PY) scripts/bench
 
