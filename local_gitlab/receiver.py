@@ -163,9 +163,10 @@ class GitLabReceiver:
         with self._lock:
             pipeline = TriggeredPipeline(next(self._ids), self.project_id, self.ref, variables)
             self.pipelines.append(pipeline)
+        answer = pipeline.as_json(self.web_url(pipeline))  # before the worker can start it: "created"
         self._queue.put((pipeline, None))
         log.info("pipeline %s triggered on %s with %s", pipeline.id, self.ref, sorted(variables))
-        return 201, pipeline.as_json(self.web_url(pipeline))
+        return 201, answer
 
     def web_url(self, pipeline: TriggeredPipeline) -> str:
         return f"{self.url}/{self.project_path}/-/pipelines/{pipeline.id}"
