@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deploy import approval_event, aws, registry, release, stage_config
+from deploy import accounts, approval_event, aws, registry, release, stage_config
 from deploy.environment import Environment
 from deploy.naming import STAGES
 from deploy.registry import ModelPackage
@@ -33,17 +33,23 @@ def resolve_package(sagemaker, environment: Environment) -> tuple[ModelPackage, 
 def stage_inputs(environment: Environment, package: ModelPackage, stage: str) -> StageInputs:
     """Template parameters and tags: the stage's config file, then what only the project and the package know."""
     config = stage_config.load(stage)
+    account_id, region = accounts.of_stage(config, stage)
     parameters = {key: str(value) for key, value in config["Parameters"].items()}
     parameters.update(
         SageMakerProjectName=environment.project_name,
         SageMakerProjectId=environment.project_id,
-        ModelPackageArn=package.arn,
-        ModelExecutionRoleArn=environment.execution_role_arn,
-        ArtifactBucket=environment.artifact_bucket,
-        KmsKeyArn=environment.kms_key_arn,
+        ModelPackageArn=package.arn,  # in the tooling account's registry, wherever the stage is
     )
+    if not account_id:
+        # The project's account: the execution role, bucket and key are the project's variables.
+        parameters.update(
+            ModelExecutionRoleArn=environment.execution_role_arn,
+            ArtifactBucket=environment.artifact_bucket,
+            KmsKeyArn=environment.kms_key_arn,
+        )
+    accounts.require_package_region(stage, region, package.arn)
     tags = {key: str(value) for key, value in config.get("Tags", {}).items()}
-    return StageInputs(parameters=parameters, tags=tags)
+    return StageInputs(parameters=parameters, tags=tags, account_id=account_id, region=region)
 
 
 def release_of(environment: Environment, package: ModelPackage, stages: tuple[str, ...] = STAGES) -> Release:

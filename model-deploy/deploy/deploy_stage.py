@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from deploy import artifacts, aws, endpoints, naming, registry, release, stack
+from deploy import accounts, artifacts, aws, endpoints, naming, registry, release, stack
 from deploy.environment import Environment
 from deploy.errors import DeployError
 from deploy.paths import TEMPLATE_PATH
@@ -60,13 +60,17 @@ def deploy(environment: Environment, stage: str, inputs: StageInputs, build_dir:
     package_arn = inputs.parameters["ModelPackageArn"]
     name = naming.stack_name(environment.project_name, stage)
     started = time.monotonic()
-    sagemaker = aws.client("sagemaker", environment.region)
+    region = inputs.region or environment.region
+    if inputs.account_id:  # a stage in its own account: never deploy it with another account's credentials
+        caller = accounts.require_credentials_for(aws.client("sts", region), stage, inputs.account_id)
+        print(f"{stage} is in account {inputs.account_id}: deploying as {caller}", flush=True)
+    sagemaker = aws.client("sagemaker", region)
     # Checked again before every stack change, not only at build: the version may have been rejected since.
     package = registry.require_still_approved(sagemaker, package_arn)
-    artifacts.require_unchanged(aws.client("s3", environment.region), package)
+    artifacts.require_unchanged(aws.client("s3", region), package)
     print(f"Deploying {package_arn} to {stage}: stack {name}", flush=True)
     outcome = stack.deploy_stack(
-        aws.client("cloudformation", environment.region),
+        aws.client("cloudformation", region),
         name,
         template_body=TEMPLATE_PATH.read_text(),
         parameters=inputs.parameters,

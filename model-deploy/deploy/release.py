@@ -19,6 +19,9 @@ RELEASE_JSON = "release.json"
 class StageInputs:
     parameters: dict[str, str]  # template parameters
     tags: dict[str, str]  # stack tags
+    # The stage's own account and region (deploy/accounts.py); empty: the project's, as in one account.
+    account_id: str = ""
+    region: str = ""
 
 
 @dataclass(frozen=True)

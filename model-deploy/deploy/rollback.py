@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from deploy import aws, build, deploy_stage, naming, registry, stack
+from deploy import accounts, aws, build, deploy_stage, naming, registry, stack, stage_config
 from deploy.environment import Environment
 from deploy.errors import DeployError
 
@@ -44,7 +44,10 @@ def stop_serving(environment: Environment, stage: str, serving: registry.ModelPa
 
 
 def run(environment: Environment, stage: str, build_dir: Path) -> int:
-    cloudformation = aws.client("cloudformation", environment.region)
+    account_id, region = accounts.of_stage(stage_config.load(stage), stage)
+    if account_id:  # checked before anything is read: stop_serving deletes a stack without deploy's check
+        accounts.require_credentials_for(aws.client("sts", region or environment.region), stage, account_id)
+    cloudformation = aws.client("cloudformation", region or environment.region)
     serving_arn = deploy_stage.deployed_package_arn(cloudformation, environment, stage)
     stack_name = naming.stack_name(environment.project_name, stage)
     if rejection_elsewhere(environment, serving_arn):
@@ -53,9 +56,10 @@ def run(environment: Environment, stage: str, build_dir: Path) -> int:
         return 0
     if serving_arn is None:
         raise DeployError(f"stack {stack_name} does not exist: no {stage} deployment to roll back")
-    sagemaker = aws.client("sagemaker", environment.region)
+    sagemaker = aws.client("sagemaker", region or environment.region)
     serving = registry.describe(sagemaker, serving_arn)
-    target = registry.previous_approved(sagemaker, environment.model_package_group, serving.version)
+    group = accounts.group_reference(serving_arn, environment.model_package_group, account_id)
+    target = registry.previous_approved(sagemaker, group, serving.version)
     if target is None and serving.approval_status != registry.APPROVED:
         stop_serving(environment, stage, serving, build_dir)
         return 0

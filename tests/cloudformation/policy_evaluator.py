@@ -19,8 +19,13 @@ context keys or values"), and refuses anything else instead of guessing:
 - Operators: String(Not)Equals, String(Not)EqualsIgnoreCase, String(Not)Like, Arn(Not)Equals,
   Arn(Not)Like, Bool, Null, Numeric{Equals,NotEquals,LessThan,LessThanEquals,GreaterThan,GreaterThanEquals}.
 
+- Across accounts (`decide_across_accounts`): a principal of one account acting on a resource of another
+  needs an Allow in its identity policies AND in the resource's policy (bucket, key, model package group),
+  and a Deny in either wins. A resource policy's account principal (`arn:aws:iam::<id>:root` or `<id>`)
+  matches every principal of that account.
+
 Not modelled (the template uses none of it): policy variables, permissions boundaries, SCPs, session
-policies, cross-account rules, KMS grants. A policy using them raises `Unsupported`.
+policies, KMS grants. A policy using them raises `Unsupported`.
 """
 
 from __future__ import annotations
@@ -58,6 +63,20 @@ def decide(request: Request, policies: Iterable[Mapping]) -> str:
                 return EXPLICIT_DENY
             allowed = True
     return ALLOW if allowed else IMPLICIT_DENY
+
+
+def decide_across_accounts(
+    request: Request, identity_policies: Iterable[Mapping], resource_policies: Iterable[Mapping]
+) -> str:
+    """A request of a principal in one account on a resource in another: both sides must allow it.
+
+    For one account use `decide` with both kinds pooled: there the account principal of a resource policy
+    delegates to identity policies, which this function does not model.
+    """
+    identity, resource = decide(request, identity_policies), decide(request, resource_policies)
+    if EXPLICIT_DENY in (identity, resource):
+        return EXPLICIT_DENY
+    return ALLOW if identity == resource == ALLOW else IMPLICIT_DENY
 
 
 def allowed(request: Request, policies: Iterable[Mapping]) -> bool:
@@ -117,9 +136,20 @@ def _principal_in(element, principal: Mapping[str, str]) -> bool:
     for kind, names in element.items():
         if kind not in ("AWS", "Federated", "Service"):
             raise Unsupported(f"principal type {kind!r}")
-        if principal.get(kind) is not None and any(name == "*" or name == principal[kind] for name in _listed(names)):
+        asking = principal.get(kind)
+        if asking is not None and any(_principal_named(name, kind, asking) for name in _listed(names)):
             return True
     return False
+
+
+def _principal_named(name: str, kind: str, asking: str) -> bool:
+    if name == "*" or name == asking:
+        return True
+    if kind != "AWS" or not asking.startswith("arn:"):
+        return False
+    # An account principal names every principal of that account (IAM User Guide, "AWS account principals").
+    account = asking.split(":")[4]
+    return bool(account) and name in (account, f"arn:{asking.split(':')[1]}:iam::{account}:root")
 
 
 # -- matching ------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ PARAMETERS = {
 }
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::StackName": "abalone"}
 BUCKET = "abalone-artifacts"
+NO_VALUE = object()
 
 
 class Rendered:
@@ -53,6 +54,8 @@ class Rendered:
         }.get(kind, f"arn:aws:{kind.split('::')[1].lower()}:{REGION}:{ACCOUNT}:{logical_id}")
 
     def ref(self, name: str) -> str:
+        if name == "AWS::NoValue":  # removes the property or list item it stands in (resolve drops it)
+            return NO_VALUE
         if name in PSEUDO:
             return PSEUDO[name]
         if name in self.parameters:
@@ -87,9 +90,10 @@ class Rendered:
                     return self.ref(value)
                 if key.startswith("Fn::") or key == "Condition":
                     return self._function(key, value)
-            return {str(k): self.resolve(v) for k, v in node.items()}
+            resolved = {str(k): self.resolve(v) for k, v in node.items()}
+            return {k: v for k, v in resolved.items() if v is not NO_VALUE}
         if isinstance(node, list):
-            return [self.resolve(v) for v in node]
+            return [v for v in (self.resolve(v) for v in node) if v is not NO_VALUE]
         return node
 
     def _function(self, name: str, value):
