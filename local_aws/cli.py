@@ -4,6 +4,8 @@
     scripts/local-stack env       print `export ...` lines:  eval "$(scripts/local-stack env)"
     scripts/local-stack status    what runs, where (exit code 3 when stopped)
     scripts/local-stack down      stop it by PID (does nothing when it is not running)
+    scripts/local-stack monitor ENDPOINT [--schedule NAME]
+                                  one Model Monitor data-quality execution over the endpoint's captured data
 
 State, logs and events: .local/ at the repo root, or --state-dir / LOCAL_STACK_STATE_DIR.
 """
@@ -26,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=SCRIPT, description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("command", choices=["up", "down", "status", "env"])
+    parser.add_argument("command", choices=["up", "down", "status", "env", "monitor"])
+    parser.add_argument("endpoint", nargs="?", help="the endpoint to monitor (monitor)")
+    parser.add_argument("--schedule", default=None, help="monitoring schedule name (monitor)")
     parser.add_argument("--state-dir", type=Path, default=None, help=f"state folder (default {default_state_dir()})")
     parser.add_argument("--region", default=None, help="region the stack answers for (up; default us-east-1)")
     parser.add_argument("--plugin", action="append", default=[], help="extra module for the server to load (up)")
@@ -35,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     progress = (lambda message: print(message, file=sys.stderr)) if args.command == "env" else print
     stack = LocalStack(state_dir=args.state_dir, region=args.region, plugins=args.plugin, progress=progress)
     try:
+        if args.command == "monitor":
+            return monitor(stack, args.endpoint, args.schedule)
         return COMMANDS[args.command](stack)
     except LocalStackError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -78,6 +84,21 @@ def env(stack: LocalStack) -> int:
     print(f"unset {' '.join(UNSET_VARIABLES)}")  # real credentials must not mix with the local stack's
     for name, value in variables.items():
         print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
+def monitor(stack: LocalStack, endpoint: str | None, schedule: str | None) -> int:
+    from local_aws.sagemaker import monitoring
+
+    if not endpoint:
+        print(f"error: usage: {SCRIPT} monitor ENDPOINT [--schedule NAME]", file=sys.stderr)
+        return 2
+    try:
+        report = monitoring.run(endpoint, schedule, environ=stack.environ())  # raises LocalStackError when stopped
+    except monitoring.MonitoringError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(monitoring.format_report(report))
     return 0
 
 

@@ -29,6 +29,9 @@ NAMESPACE_PATH = "local"
 LOCAL_ACCOUNT = "123456789012"  # moto's default account
 
 
+ALERT_TOPIC = "sagemaker-abalone-alerts"  # local_aws.core.lifecycle.ALERT_TOPIC (not imported: no stack import here)
+
+
 def _role(name: str) -> str:
     return f"arn:aws:iam::{LOCAL_ACCOUNT}:role/local-{name}"  # moto checks no role: any well-formed ARN works
 
@@ -59,6 +62,8 @@ def seed_request(region: str, gitlab_url: str = "http://127.0.0.1") -> SeedReque
         build_role_arn=_role("gitlab-build"),
         deploy_staging_role_arn=_role("gitlab-deploy-staging"),
         deploy_prod_role_arn=_role("gitlab-deploy-prod"),
+        # The topic `up` makes (lifecycle.ALERT_TOPIC): the endpoint stacks' alarms notify its outbox.
+        alert_topic_arn=f"arn:aws:sns:{region}:{LOCAL_ACCOUNT}:{ALERT_TOPIC}",
     )
 
 

@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 import urllib3
 
 from local_aws.core import api
+from local_aws.sagemaker_runtime import capture
 from local_aws.sagemaker_runtime import responses as runtime_responses
 from local_aws.sagemaker_runtime.models import SageMakerRuntime
 
@@ -45,6 +46,11 @@ class Gateway(ThreadingHTTPServer):
         self.account_id = account_id
         self.state_dir = state_dir
         self.runtime = SageMakerRuntime(account_id)
+        # Captured requests go to moto's S3 over HTTP (recorded like any write) from the capture's own thread.
+        self.runtime.capture = capture.install(
+            capture.DataCapture(lambda: api.moto_client(self.moto_url, "s3", self.region))
+        )
+        capture.register()
         self.environment: dict[str, str] = {}  # the stack's client environment, set by the server once known
         self.last_request_at = time.monotonic()  # when a request last arrived (for the idle warm-up)
         # Enough pooled connections for every gateway thread that forwards at once.

@@ -41,7 +41,7 @@ from local_aws.events import bus as events  # noqa: E402
 log = logging.getLogger("local_aws.core.server")
 
 # One package per emulated AWS service, each behind that service's own API.
-SERVICES = ("local_aws.sagemaker", "local_aws.events")
+SERVICES = ("local_aws.sagemaker", "local_aws.events", "local_aws.cloudwatch")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     persistence.restore(f"http://{moto_host}:{moto_port}", state_dir)
     gateway = Gateway(f"http://{moto_host}:{moto_port}", args.region, account_id, state_dir)
     threading.Thread(target=gateway.serve_forever, name="gateway", daemon=True).start()
+    gateway.runtime.capture.start()
     environment = lifecycle.stack_environment(
         {"moto_url": f"http://{moto_host}:{moto_port}", "gateway_url": gateway.url, "region": args.region}
         | {"state_dir": str(state_dir)}
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     log.info("stopping")
     # Each shutdown waits up to half a second for its serve loop: run them side by side.
+    gateway.runtime.capture.stop()  # the last buffered captures are written while moto still listens
     stopping_moto = threading.Thread(target=moto.stop, name="stop-moto")
     stopping_moto.start()
     for module in reversed(started):

@@ -221,6 +221,7 @@ class SageMakerRuntime:
         self.account_id = account_id
         self._models: dict[str, tuple[str, Predictor]] = {}  # model data URL -> (ETag, model)
         self._load_lock = threading.Lock()
+        self.capture = None  # a capture.DataCapture, set by the gateway: the endpoint configs' data capture
 
     def invoke(
         self,
@@ -230,6 +231,7 @@ class SageMakerRuntime:
         accept: str | None,
         region: str,
         target_variant: str | None = None,
+        inference_id: str | None = None,
     ) -> Invocation:
         variant, model_data_url = self.resolve(endpoint_name, region, target_variant)
         predictor = self.predictor(model_data_url, region)
@@ -239,7 +241,22 @@ class SageMakerRuntime:
         if _media_type(accept) not in ("", "*/*", CSV):
             raise model_error(406, f"accept type {accept} is not supported: ask for {CSV}")
         rows = parse(body, predictor.num_features)
-        return Invocation(format_csv(predictor.predict(rows)), CSV, variant)
+        invocation = Invocation(format_csv(predictor.predict(rows)), CSV, variant)
+        if self.capture is not None:
+            config = self.data_capture_config(endpoint_name, region)
+            self.capture.record(
+                config, endpoint_name, variant, (body, content_type), (invocation.body, CSV), inference_id
+            )
+        return invocation
+
+    def data_capture_config(self, endpoint_name: str, region: str) -> dict | None:
+        """The DataCaptureConfig of the endpoint's current config (None without one)."""
+        from moto.sagemaker.models import sagemaker_backends
+
+        backend = sagemaker_backends[self.account_id][region]
+        endpoint = backend.endpoints.get(endpoint_name)
+        config = backend.endpoint_configs.get(endpoint.endpoint_config_name) if endpoint else None
+        return (config.data_capture_config or None) if config else None
 
     def resolve(self, endpoint_name: str, region: str, target_variant: str | None = None) -> tuple[str, str]:
         """Endpoint name -> (production variant name, S3 URL of its model.tar.gz)."""

@@ -37,6 +37,7 @@ def invoke_endpoint(
             accept=headers.get("Accept"),
             region=region,
             target_variant=headers.get("X-Amzn-SageMaker-Target-Variant"),
+            inference_id=headers.get("X-Amzn-SageMaker-Inference-Id"),
         )
     except InvokeError as error:
         log.info("InvokeEndpoint %s: %s %s", endpoint_name, error.code, error.message)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deploy import accounts, approval_event, aws, registry, release, stage_config
+from deploy import accounts, approval_event, aws, baselines, registry, release, stage_config
 from deploy.environment import Environment
 from deploy.naming import STAGES
 from deploy.registry import ModelPackage
@@ -30,7 +30,9 @@ def resolve_package(sagemaker, environment: Environment) -> tuple[ModelPackage, 
     return package, "latest Approved version (no MODEL_PACKAGE_ARN given)"
 
 
-def stage_inputs(environment: Environment, package: ModelPackage, stage: str) -> StageInputs:
+def stage_inputs(
+    environment: Environment, package: ModelPackage, stage: str, monitoring: dict[str, str] | None = None
+) -> StageInputs:
     """Template parameters and tags: the stage's config file, then what only the project and the package know."""
     config = stage_config.load(stage)
     account_id, region = accounts.of_stage(config, stage)
@@ -39,6 +41,7 @@ def stage_inputs(environment: Environment, package: ModelPackage, stage: str) ->
         SageMakerProjectName=environment.project_name,
         SageMakerProjectId=environment.project_id,
         ModelPackageArn=package.arn,  # in the tooling account's registry, wherever the stage is
+        **(monitoring or {}),
     )
     if not account_id:
         # The project's account: the execution role, bucket and key are the project's variables.
@@ -46,19 +49,25 @@ def stage_inputs(environment: Environment, package: ModelPackage, stage: str) ->
             ModelExecutionRoleArn=environment.execution_role_arn,
             ArtifactBucket=environment.artifact_bucket,
             KmsKeyArn=environment.kms_key_arn,
+            AlertTopicArn=environment.alert_topic_arn,  # a prod account of its own names its own topic
         )
     accounts.require_package_region(stage, region, package.arn)
     tags = {key: str(value) for key, value in config.get("Tags", {}).items()}
     return StageInputs(parameters=parameters, tags=tags, account_id=account_id, region=region)
 
 
-def release_of(environment: Environment, package: ModelPackage, stages: tuple[str, ...] = STAGES) -> Release:
+def release_of(
+    environment: Environment,
+    package: ModelPackage,
+    stages: tuple[str, ...] = STAGES,
+    monitoring: dict[str, str] | None = None,
+) -> Release:
     return Release(
         package_arn=package.arn,
         package_group=package.group,
         package_version=package.version,
         approval_status=package.approval_status,
-        stages={stage: stage_inputs(environment, package, stage) for stage in stages},
+        stages={stage: stage_inputs(environment, package, stage, monitoring) for stage in stages},
     )
 
 
@@ -74,6 +83,12 @@ def run(environment: Environment, build_dir: Path) -> int:
     }
     for key, value in details.items():
         print(f"  {key:<18} {value}")
-    path = release.write(release_of(environment, package), build_dir)
+    monitoring, warnings = baselines.monitoring_parameters(aws.client("s3", environment.region), package)
+    for warning in warnings:
+        print(warning)
+    if monitoring:
+        pinned = f"{monitoring['DataQualityBaselineConstraints']} (id {monitoring['MonitoringBaselineId']})"
+        print(f"  {'monitor baseline':<18} {pinned}")
+    path = release.write(release_of(environment, package, monitoring=monitoring), build_dir)
     print(f"Wrote {path}")
     return 0

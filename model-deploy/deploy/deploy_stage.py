@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from deploy import accounts, artifacts, aws, endpoints, naming, registry, release, stack
+from deploy import accounts, artifacts, aws, baselines, endpoints, naming, registry, release, stack
 from deploy.environment import Environment
 from deploy.errors import DeployError
 from deploy.paths import TEMPLATE_PATH
@@ -68,6 +68,7 @@ def deploy(environment: Environment, stage: str, inputs: StageInputs, build_dir:
     # Checked again before every stack change, not only at build: the version may have been rejected since.
     package = registry.require_still_approved(sagemaker, package_arn)
     artifacts.require_unchanged(aws.client("s3", region), package)
+    baselines.require_unchanged(aws.client("s3", region), inputs.parameters)
     print(f"Deploying {package_arn} to {stage}: stack {name}", flush=True)
     outcome = stack.deploy_stack(
         aws.client("cloudformation", region),

@@ -25,6 +25,7 @@ VARIABLES = {
     "MODEL_PACKAGE_ARN": "from the approval trigger: the exact version to deploy (empty: latest Approved)",
     "MODEL_APPROVAL_STATUS": "from the approval trigger: Approved or Rejected",
     "EVENTBRIDGE_EVENT_ID": "from the approval trigger: the event's id; build deploys each event once",
+    "ALERT_TOPIC_ARN": "optional: the project's alert topic; the endpoint alarms (5xx, latency, drift) notify it",
 }
 # What build needs, and rollback, which builds one stage's inputs again.
 BUILD_VARIABLES = (
@@ -53,6 +54,7 @@ class Environment:
     model_package_arn: str = ""  # set by the approval trigger, empty on a web run
     approval_status: str = ""
     event_id: str = ""  # set by the approval trigger, empty on a web run
+    alert_topic_arn: str = ""  # empty: the endpoint alarms notify no one
 
 
 def variable(name: str) -> str:
@@ -83,4 +85,5 @@ def load(required: Iterable[str]) -> Environment:
         model_package_arn=variable("MODEL_PACKAGE_ARN"),
         approval_status=variable("MODEL_APPROVAL_STATUS"),
         event_id=variable("EVENTBRIDGE_EVENT_ID"),
+        alert_topic_arn=variable("ALERT_TOPIC_ARN"),
     )

@@ -29,6 +29,7 @@ class ModelPackage:
     metadata: dict = field(default_factory=dict)
     approval_description: str = ""
     changed_by: str = ""  # who last changed the package (LastModifiedBy), as far as the registry knows
+    drift_check_baselines: dict = field(default_factory=dict)  # the baselines its endpoint monitors check against
 
     @classmethod
     def from_description(cls, description: dict) -> ModelPackage:
@@ -46,6 +47,7 @@ class ModelPackage:
             metadata=description.get("CustomerMetadataProperties") or {},
             approval_description=description.get("ApprovalDescription", ""),
             changed_by=modifier(description.get("LastModifiedBy") or {}),
+            drift_check_baselines=description.get("DriftCheckBaselines") or {},
         )
 
     @property

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from deploy import accounts, aws, build, deploy_stage, naming, registry, stack, stage_config
+from deploy import accounts, aws, baselines, build, deploy_stage, naming, registry, stack, stage_config
 from deploy.environment import Environment
 from deploy.errors import DeployError
 
@@ -69,5 +69,9 @@ def run(environment: Environment, stage: str, build_dir: Path) -> int:
             "nothing to roll back to. Approve an earlier version, or deploy a fixed model."
         )
     print(f"Rolling {stage} back from {serving_arn} to {target.arn} (the previous Approved version)")
-    deploy_stage.deploy(environment, stage, build.stage_inputs(environment, target, stage), build_dir)
+    # The target's own baselines: a rolled-back endpoint is monitored against the version it serves.
+    monitoring, warnings = baselines.monitoring_parameters(aws.client("s3", environment.region), target)
+    for warning in warnings:
+        print(warning)
+    deploy_stage.deploy(environment, stage, build.stage_inputs(environment, target, stage, monitoring), build_dir)
     return 0

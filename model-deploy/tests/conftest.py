@@ -243,7 +243,12 @@ class Project:
         }
 
     def register(
-        self, approval: str = "Approved", model: str = "good", group: str | None = None, pin: bool = True
+        self,
+        approval: str = "Approved",
+        model: str = "good",
+        group: str | None = None,
+        pin: bool = True,
+        baselines: bool = False,
     ) -> str:
         """Register a version the way the model-build pipeline does; returns its ARN."""
         group = group or self.group
@@ -289,8 +294,21 @@ class Project:
                 "TestDataUrl": f"{prefix}/Preprocess/test",
                 **digests,
             },
+            **({"DriftCheckBaselines": self.data_quality_baselines(prefix)} if baselines else {}),
         )
         return response["ModelPackageArn"]
+
+    def data_quality_baselines(self, prefix: str) -> dict:
+        """DriftCheckBaselines as the pipeline registers them: its DataQualityCheck's statistics and constraints."""
+        features = ["sex", "length", "diameter"]
+        statistics = {"version": 0.0, "features": [{"name": name} for name in features]}
+        constraints = {"version": 0.0, "features": [{"name": name, "inferred_type": "Fractional"} for name in features]}
+        found = {}
+        for kind, document in (("Statistics", statistics), ("Constraints", constraints)):
+            uri = f"{prefix}/DataQualityCheck/{kind.lower()}.json"
+            self.put(uri, json.dumps(document).encode())
+            found[kind] = {"ContentType": "application/json", "S3Uri": uri}
+        return {"ModelDataQuality": found}
 
     def put(self, uri: str, body: bytes) -> None:
         bucket, key = uri[len("s3://") :].split("/", 1)

@@ -166,3 +166,33 @@ def test_a_malformed_event_id_is_refused_before_anything_is_written(project, mon
     assert project.run("build") == 1
     assert "is not an EventBridge event id" in capsys.readouterr().err
     assert project.s3.list_objects_v2(Bucket=project.bucket, Prefix="deploy-events/")["KeyCount"] == 0
+
+
+def test_build_pins_the_packages_data_quality_baselines_for_the_monitor(project, monkeypatch, capsys):
+    arn = project.register(baselines=True)
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", arn)
+    monkeypatch.setenv("ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:abalone-alerts")
+
+    assert project.run("build") == 0
+
+    prod = read_params(project, "prod")
+    assert prod["DataQualityBaselineConstraints"].endswith("/DataQualityCheck/constraints.json")
+    assert prod["DataQualityBaselineStatistics"].endswith("/DataQualityCheck/statistics.json")
+    assert len(prod["MonitoringBaselineId"]) == 16
+    assert prod["DriftAlarmFeatures"] == "sex,length,diameter"
+    assert prod["AlertTopicArn"] == "arn:aws:sns:us-east-1:123456789012:abalone-alerts"
+    assert "monitor baseline" in capsys.readouterr().out
+
+    # A baseline replaced after build is refused before any stack change, as a replaced model is.
+    project.put(prod["DataQualityBaselineConstraints"], b'{"features": []}')
+    assert project.run("deploy-stage", "prod") == 1
+    assert "changed since build pinned them" in capsys.readouterr().err
+
+
+def test_a_package_without_baselines_is_deployed_without_a_monitor_with_a_warning(project, monkeypatch, capsys):
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", project.register())
+
+    assert project.run("build") == 0
+
+    assert "DataQualityBaselineConstraints" not in read_params(project, "prod")
+    assert "deployed without a data-quality monitor" in capsys.readouterr().out

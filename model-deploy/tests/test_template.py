@@ -86,3 +86,46 @@ def test_data_capture_and_volumes_use_the_kms_key_when_given(template):
         "Fn::Sub": "${SageMakerProjectName}-${StageName}"
     }
     assert set(template["Outputs"]) >= {"EndpointName", "EndpointConfigName", "ModelName"}
+
+
+def test_prod_monitors_the_endpoint_against_the_packages_baselines(template):
+    resources, conditions = template["Resources"], template["Conditions"]
+    job, schedule = resources["DataQualityJobDefinition"], resources["MonitoringSchedule"]
+    assert job["Condition"] == schedule["Condition"] == "HasMonitor"
+    # Monitored when the package has baselines, on prod (staging only when asked).
+    assert conditions["HasMonitor"] == {"Fn::And": [{"Condition": "HasBaselines"}, {"Condition": "MonitorThisStage"}]}
+    assert conditions["MonitorThisStage"]["Fn::Or"][0] == {"Condition": "IsProd"}
+    properties = job["Properties"]
+    assert properties["DataQualityBaselineConfig"] == {
+        "StatisticsResource": {"S3Uri": {"Ref": "DataQualityBaselineStatistics"}},
+        "ConstraintsResource": {"S3Uri": {"Ref": "DataQualityBaselineConstraints"}},
+    }
+    assert properties["DataQualityJobInput"]["EndpointInput"]["EndpointName"] == {
+        "Fn::GetAtt": ["Endpoint", "EndpointName"]
+    }
+    assert properties["RoleArn"] == {"Ref": "ModelExecutionRoleArn"}
+    config = schedule["Properties"]["MonitoringScheduleConfig"]
+    assert config["MonitoringType"] == "DataQuality"
+    assert config["MonitoringJobDefinitionName"] == {"Fn::GetAtt": ["DataQualityJobDefinition", "JobDefinitionName"]}
+
+
+def test_the_drift_alarm_watches_the_documented_metrics_and_notifies_the_topic(template):
+    alarm = template["Resources"]["DataDriftAlarm"]
+    properties = alarm["Properties"]
+    assert alarm["Condition"] == "HasDriftAlarm"
+    assert properties["AlarmActions"] == {
+        "Fn::If": ["HasAlertTopic", [{"Ref": "AlertTopicArn"}], {"Ref": "AWS::NoValue"}]
+    }
+    expression, *slots = properties["Metrics"]
+    assert expression["Expression"] == "MAX(METRICS())" and expression["ReturnData"] is True
+    assert len(slots) == 10
+    for index, slot in enumerate(slots):
+        condition, query, absent = slot["Fn::If"]
+        assert condition == f"HasDriftFeature{index}" and absent == {"Ref": "AWS::NoValue"}
+        metric = query["MetricStat"]["Metric"]
+        assert metric["Namespace"] == "aws/sagemaker/Endpoints/data-metrics"
+        assert metric["MetricName"]["Fn::Sub"][0] == "feature_baseline_drift_${Feature}"
+        assert [d["Name"] for d in metric["Dimensions"]] == ["Endpoint", "MonitoringSchedule"]
+    # The schedule dimension is the schedule's own name, so the alarm sees its metrics.
+    schedule_name = template["Resources"]["MonitoringSchedule"]["Properties"]["MonitoringScheduleName"]
+    assert slots[0]["Fn::If"][1]["MetricStat"]["Metric"]["Dimensions"][1]["Value"] == schedule_name

@@ -105,7 +105,12 @@ class Rendered:
         if name == "Fn::Sub":
             text, extra = (value, {}) if isinstance(value, str) else (value[0], self.resolve(value[1]))
             rendered = re.sub(r"\$\{([^}!]+)\}", lambda m: self._sub_variable(m.group(1), extra), text)
-            return json.loads(rendered) if rendered.lstrip().startswith("{") else rendered
+            if rendered.lstrip().startswith("{"):  # a JSON policy document; an input template has <placeholders>
+                try:
+                    return json.loads(rendered)
+                except ValueError:
+                    return rendered
+            return rendered
         if name == "Fn::If":
             condition, when_true, when_false = value
             return self.resolve(when_true if self.conditions[condition] else when_false)

@@ -487,3 +487,16 @@ def test_a_gitlab_that_ignores_the_settings_is_named_in_a_warning(properties, gi
     assert "did not apply ci_id_token_sub_claim_components" in answer["Reason"]
     assert "ci_pipeline_variables_minimum_override_role, restrict_user_defined_variables" in answer["Reason"]
     assert "18.2.2" in answer["Reason"]
+
+
+def test_the_alert_topic_reaches_the_deploy_project_and_an_older_stack_without_it_still_seeds():
+    from lambdas.seed_code import seeding as seed_module
+
+    properties = {name: "x" for name in seed_module.PROPERTIES} | {"NamespaceId": "1", "BuildRepoName": "b"}
+    topic = "arn:aws:sns:us-east-1:123456789012:abalone-alerts"
+    with_topic = seed_module.SeedRequest.from_properties(properties | {"AlertTopicArn": topic})
+    without = seed_module.SeedRequest.from_properties(properties)
+
+    assert {v.key: v.value for v in with_topic.deploy_variables()}["ALERT_TOPIC_ARN"] == topic
+    assert "ALERT_TOPIC_ARN" not in {v.key for v in without.deploy_variables()}
+    assert "ALERT_TOPIC_ARN" not in {v.key for v in with_topic.build_variables()}

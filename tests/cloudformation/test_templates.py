@@ -97,7 +97,7 @@ def test_trigger_function_gets_every_setting_its_code_reads(template):
 def test_seed_resource_sends_every_property_the_seed_code_needs(template):
     properties = set(template["Resources"]["SeedRepositoriesResource"]["Properties"])
     handler_reads = {"GitLabTokenSecretId", "SeedBucket", "ModelBuildSeedKey", "ModelDeploySeedKey", "TriggerSecretArn"}
-    assert set(seeding.PROPERTIES) | handler_reads | {"ServiceToken"} == properties
+    assert set(seeding.PROPERTIES) | set(seeding.OPTIONAL_PROPERTIES) | handler_reads | {"ServiceToken"} == properties
 
 
 @pytest.mark.parametrize("function", ["TriggerFunction", "SeedFunction"])

@@ -125,6 +125,10 @@ PROPERTIES = {
     "DeployStagingRoleArn": "deploy_staging_role_arn",
     "DeployProdRoleArn": "deploy_prod_role_arn",
 }
+# Optional properties: a stack made before them does not send them.
+OPTIONAL_PROPERTIES = {
+    "AlertTopicArn": "alert_topic_arn",
+}
 
 
 @dataclass(frozen=True)
@@ -146,13 +150,17 @@ class SeedRequest:
     build_role_arn: str
     deploy_staging_role_arn: str
     deploy_prod_role_arn: str
+    alert_topic_arn: str = ""  # the project's alert topic: the endpoint stacks' alarms notify it
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, object]) -> SeedRequest:
         missing = sorted(name for name in PROPERTIES if not str(properties.get(name) or "").strip())
         if missing:
             raise SeedError(f"missing seed properties: {', '.join(missing)}: set them on the custom resource")
-        request = cls(**{attr: str(properties[name]).strip() for name, attr in PROPERTIES.items()})
+        request = cls(
+            **{attr: str(properties[name]).strip() for name, attr in PROPERTIES.items()},
+            **{attr: str(properties[name]).strip() for name, attr in OPTIONAL_PROPERTIES.items() if name in properties},
+        )
         for repo in (request.build_repo, request.deploy_repo):
             if not PROJECT_PATH.match(repo):
                 raise SeedError(
@@ -197,6 +205,8 @@ class SeedRequest:
                 environment_scope="production",
             ),
             Variable("MODEL_EXECUTION_ROLE_ARN", self.model_execution_role_arn, masked=True),
+            # deploy passes it to the endpoint stacks (AlertTopicArn); GitLab refuses an empty masked value.
+            *([Variable("ALERT_TOPIC_ARN", self.alert_topic_arn, masked=True)] if self.alert_topic_arn else []),
         ]
 
     @property

@@ -51,6 +51,8 @@ class AnalyzerError(Exception):
 
 # Reading the data set.
 def read_dataset(source: str, dataset_format: dict) -> pd.DataFrame:
+    if "sagemakerCaptureJson" in dataset_format:
+        return read_captured(source, dataset_format["sagemakerCaptureJson"])
     csv = dataset_format.get("csv")
     if csv is None:
         raise AnalyzerError(f"dataset_format {json.dumps(dataset_format)}: the local analyzer reads csv only")
@@ -66,6 +68,34 @@ def read_dataset(source: str, dataset_format: dict) -> pd.DataFrame:
     if not header:  # Spark's names for headerless CSV columns
         frame.columns = [f"_c{i}" for i in range(frame.shape[1])]
     return frame.replace("", np.nan)
+
+
+def read_captured(source: str, capture_format: dict) -> pd.DataFrame:
+    """Endpoint data capture files (SageMaker's JSON lines) as a monitoring job reads them: the CSV rows of each
+    record's endpointInput, columns `_c0..` by position (the capture has no header)."""
+    import base64
+
+    names = capture_format.get("captureIndexNames") or ["endpointInput"]
+    if "endpointInput" not in names:
+        raise AnalyzerError(f"captureIndexNames {names}: the local analyzer checks endpointInput only")
+    rows = []
+    for path in sorted(p for p in Path(source).rglob("*.jsonl") if p.is_file()):
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            captured = json.loads(line).get("captureData", {}).get("endpointInput")
+            if not captured:
+                continue
+            if captured.get("encoding") not in ("CSV", "BASE64"):
+                raise AnalyzerError(f"{path.name}: endpointInput encoding {captured.get('encoding')}: CSV data only")
+            data = captured.get("data") or ""
+            text = base64.b64decode(data).decode("utf-8") if captured["encoding"] == "BASE64" else data
+            rows.extend(row.split(",") for row in text.splitlines() if row.strip())
+    if not rows:
+        raise AnalyzerError(f"no captured endpointInput record under {source}")
+    frame = pd.DataFrame(rows, dtype=str)
+    frame.columns = [f"_c{i}" for i in range(frame.shape[1])]
+    return frame.apply(lambda column: column.str.strip()).replace("", np.nan)
 
 
 def inferred_type(column: pd.Series) -> str:
@@ -165,7 +195,11 @@ def categorical_drift(baseline: dict, column: pd.Series) -> float:
     return float(max(abs(buckets.get(v, 0.0) / total - float(observed.get(v, 0.0))) for v in values))
 
 
-def data_violations(frame: pd.DataFrame, baseline_statistics: dict, baseline_constraints: dict) -> list[dict]:
+def data_violations(
+    frame: pd.DataFrame, baseline_statistics: dict, baseline_constraints: dict, distances: dict | None = None
+) -> list[dict]:
+    """The violations; `distances` (when given) receives each compared feature's drift distance (for metrics)."""
+    distances = {} if distances is None else distances
     violations = []
     config = baseline_constraints.get("monitoring_config", MONITORING_CONFIG)
     expected = [f["name"] for f in baseline_constraints["features"]]
@@ -230,6 +264,7 @@ def data_violations(frame: pd.DataFrame, baseline_statistics: dict, baseline_con
             baseline = statistics.get(name, {})
             if "numerical_statistics" in baseline and distribution.get("perform_comparison") == "Enabled":
                 distance = numeric_drift(baseline, numbers.dropna().to_numpy(dtype=float))
+                distances[name] = distance
                 threshold = distribution.get("comparison_threshold", 0.1)
                 if distance > threshold:
                     violations.append(_drift(name, distance, threshold))
@@ -250,6 +285,7 @@ def data_violations(frame: pd.DataFrame, baseline_statistics: dict, baseline_con
             baseline = statistics.get(name, {})
             if "string_statistics" in baseline and distribution.get("perform_comparison") == "Enabled":
                 distance = categorical_drift(baseline, column)
+                distances[name] = distance
                 threshold = distribution.get("categorical_comparison_threshold", 0.1)
                 if distance > threshold:
                     violations.append(_drift(name, distance, threshold))
@@ -327,6 +363,33 @@ def model_quality_violations(statistics: dict, baseline_constraints: dict) -> li
     return violations
 
 
+METRICS_FOLDER = "/opt/ml/output/metrics/cloudwatch"  # what a monitoring container writes for SageMaker to publish
+
+
+def write_metrics(environment: dict, distances: dict[str, float]) -> None:
+    """A monitoring execution's drift metrics, one JSON object a line, as "CloudWatch Metrics for Bring Your Own
+    Containers" documents: SageMaker publishes them to aws/sagemaker/Endpoints/data-metrics."""
+    dimensions = [
+        {"Name": "Endpoint", "Value": environment["sagemaker_endpoint_name"]},
+        {"Name": "MonitoringSchedule", "Value": environment.get("sagemaker_monitoring_schedule_name", "")},
+    ]
+    timestamp = environment.get("metric_time") or environment.get("end_time") or ""
+    folder = Path(environment.get("local_stack_metrics_folder", METRICS_FOLDER))
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [
+        json.dumps(
+            {
+                "MetricName": f"feature_baseline_drift_{name}",
+                "Timestamp": timestamp,
+                "Dimensions": dimensions,
+                "Value": float(distance),
+            }
+        )
+        for name, distance in sorted(distances.items())
+    ]
+    (folder / "metrics.json").write_text("".join(line + "\n" for line in lines))
+
+
 def _read(path: str | None) -> dict | None:
     return json.loads(Path(path).read_text()) if path else None
 
@@ -334,6 +397,7 @@ def _read(path: str | None) -> dict | None:
 def main() -> int:
     environment = dict(os.environ)
     output = Path(environment.get("output_path", "/opt/ml/processing/output"))
+    distances: dict[str, float] = {}
     try:
         frame = read_dataset(environment["dataset_source"], json.loads(environment["dataset_format"]))
         baseline_statistics = _read(environment.get("baseline_statistics"))
@@ -346,7 +410,7 @@ def main() -> int:
             statistics = data_statistics(frame)
             constraints = data_constraints(statistics)
             violations = (
-                data_violations(frame, baseline_statistics or {}, baseline_constraints)
+                data_violations(frame, baseline_statistics or {}, baseline_constraints, distances)
                 if baseline_constraints
                 else None
             )
@@ -360,6 +424,8 @@ def main() -> int:
     (output / "constraints.json").write_text(json.dumps(constraints, indent=2))
     if violations is not None:
         (output / "constraint_violations.json").write_text(json.dumps({"violations": violations}, indent=2))
+    if environment.get("publish_cloudwatch_metrics") == "Enabled" and environment.get("sagemaker_endpoint_name"):
+        write_metrics(environment, distances)
     print(
         f"analyzer: {len(frame)} rows, {frame.shape[1]} columns"
         + (f", {len(violations)} violation(s)" if violations is not None else ", no baseline to check against")

@@ -1,0 +1,304 @@
+"""Operations on the local stack: data capture, CloudWatch alarm evaluation, and a Model Monitor execution.
+
+The end-to-end test is the loop a production endpoint runs: drifted traffic is captured, a data-quality
+execution against the deployed package's DriftCheckBaselines finds the drift, publishes its metrics, the
+drift alarm goes to ALARM and its message reaches the alert topic's outbox.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import importlib.util
+import json
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from local_aws.sagemaker.executor import images
+from local_aws.sagemaker.monitoring import NAMESPACE, local_operation, run
+from local_aws.sagemaker_runtime import capture
+from local_aws.sns import outbox
+
+from .conftest import ROLE_ARN, XGBOOST_IMAGE
+
+BUCKET = "sagemaker-local-artifacts"
+CSV_CAPTURE = {
+    "EnableCapture": True,
+    "InitialSamplingPercentage": 100,
+    "DestinationS3Uri": f"s3://{BUCKET}/datacapture/tests",
+    "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+    "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]},
+}
+
+
+class RecordingS3:
+    def __init__(self):
+        self.objects: dict[str, bytes] = {}
+
+    def put_object(self, Bucket, Key, Body, **_):  # noqa: N803 - boto3's parameter names
+        self.objects[f"{Bucket}/{Key}"] = Body
+
+
+def capture_with(clock_at: dt.datetime, sample=lambda: 0.0):
+    s3 = RecordingS3()
+    return capture.DataCapture(lambda: s3, clock=lambda: clock_at, sample=sample), s3
+
+
+# Data capture, the format.
+def test_a_captured_request_has_the_documented_record_and_path():
+    moment = dt.datetime(2026, 12, 1, 10, 5, 7, 123000, tzinfo=dt.UTC)
+    data_capture, s3 = capture_with(moment)
+
+    assert data_capture.record(
+        CSV_CAPTURE, "abalone-prod", "AllTraffic", (b"1,2\n3,4", "text/csv"), (b"9.5\n8.5", "text/csv")
+    )
+    (uri,) = data_capture.flush()
+
+    (key,) = s3.objects
+    assert uri == f"s3://{key}"
+    prefix = f"{BUCKET}/datacapture/tests/abalone-prod/AllTraffic/2026/12/01/10/05-07-123-"
+    assert key.startswith(prefix) and key.endswith(".jsonl")
+    (line,) = s3.objects[key].decode().splitlines()
+    record = json.loads(line)
+    assert record["eventVersion"] == "0"
+    assert record["captureData"] == {
+        "endpointInput": {"observedContentType": "text/csv", "mode": "INPUT", "data": "1,2\n3,4", "encoding": "CSV"},
+        "endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT", "data": "9.5\n8.5", "encoding": "CSV"},
+    }
+    assert record["eventMetadata"]["inferenceTime"] == "2026-12-01T10:05:07Z"
+    assert len(record["eventMetadata"]["eventId"]) == 36
+
+
+def test_content_types_not_listed_are_base64_and_input_only_captures_no_output():
+    data_capture, s3 = capture_with(dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC))
+    config = {**CSV_CAPTURE, "CaptureOptions": [{"CaptureMode": "Input"}]}
+    config.pop("CaptureContentTypeHeader")
+
+    data_capture.record(config, "e", "v", (b"1,2", "text/csv"), (b"3", "text/csv"))
+    data_capture.flush()
+
+    record = json.loads(next(iter(s3.objects.values())))
+    assert set(record["captureData"]) == {"endpointInput"}
+    assert record["captureData"]["endpointInput"]["encoding"] == "BASE64"
+    assert capture.decode(record["captureData"]["endpointInput"]) == b"1,2"
+
+
+def test_sampling_follows_the_percentage_and_disabled_capture_writes_nothing():
+    sampler = random.Random(7)  # noqa: S311 - sampling, as SageMaker samples: no secret
+    data_capture, s3 = capture_with(dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC), sample=sampler.random)
+    config = {**CSV_CAPTURE, "InitialSamplingPercentage": 30}
+
+    taken = sum(data_capture.record(config, "e", "v", (b"1", "text/csv"), (b"2", "text/csv")) for _ in range(4000))
+    assert 0.27 < taken / 4000 < 0.33
+    for off in ({**CSV_CAPTURE, "EnableCapture": False}, {**CSV_CAPTURE, "InitialSamplingPercentage": 0}, None):
+        assert not data_capture.record(off, "e", "v", (b"1", "text/csv"), (b"2", "text/csv"))
+
+    data_capture.flush()
+    assert sum(len(body.splitlines()) for body in s3.objects.values()) == taken
+
+
+def test_records_of_different_hours_go_to_their_hour_folders():
+    s3 = RecordingS3()
+    moments = iter([dt.datetime(2026, 12, 1, 10, 59, tzinfo=dt.UTC), dt.datetime(2026, 12, 1, 11, 0, tzinfo=dt.UTC)])
+    data_capture = capture.DataCapture(lambda: s3, clock=lambda: next(moments), sample=lambda: 0.0)
+    for _ in range(2):
+        data_capture.record(CSV_CAPTURE, "e", "v", (b"1", "text/csv"), (b"2", "text/csv"))
+    data_capture.flush()
+    assert sorted(key.split("/")[-2] for key in s3.objects) == ["10", "11"]
+
+
+# On the stack: capture, alarms, a monitoring execution.
+def _analyzer():
+    spec = importlib.util.spec_from_file_location("model_monitor_analyzer", images.LOCKS / "model_monitor_analyzer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _csv(rows: np.ndarray) -> bytes:
+    return "\n".join(",".join(repr(float(value)) for value in row) for row in rows).encode()
+
+
+@pytest.fixture(scope="module")
+def monitored_endpoint(clients, upload_model, abalone, train):
+    """An endpoint with data capture serving a package whose DriftCheckBaselines describe its training rows."""
+    features, rings = abalone
+    analyzer = _analyzer()
+    frame = pd.DataFrame(features[:2000]).astype(float).map(repr)
+    frame.columns = [f"_c{i}" for i in range(frame.shape[1])]
+    statistics = analyzer.data_statistics(frame)
+    constraints = analyzer.data_constraints(statistics)
+    for name, document in (("statistics", statistics), ("constraints", constraints)):
+        clients.s3.put_object(Bucket=BUCKET, Key=f"tests/monitored/{name}.json", Body=json.dumps(document).encode())
+    uri = f"s3://{BUCKET}/tests/monitored"
+    model_url = upload_model("monitored", train(features[:2000], rings[:2000], rounds=10))
+    package = clients.sagemaker.create_model_package(
+        ModelPackageGroupName="abalone",
+        InferenceSpecification={
+            "Containers": [{"Image": XGBOOST_IMAGE, "ModelDataUrl": model_url}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        ModelApprovalStatus="Approved",
+        DriftCheckBaselines={
+            "ModelDataQuality": {
+                "Statistics": {"ContentType": "application/json", "S3Uri": f"{uri}/statistics.json"},
+                "Constraints": {"ContentType": "application/json", "S3Uri": f"{uri}/constraints.json"},
+            }
+        },
+    )
+    clients.sagemaker.create_model(
+        ModelName="monitored-model",
+        ExecutionRoleArn=ROLE_ARN,
+        PrimaryContainer={"ModelPackageName": package["ModelPackageArn"]},
+    )
+    variant = {"VariantName": "AllTraffic", "ModelName": "monitored-model", "InitialInstanceCount": 1}
+    clients.sagemaker.create_endpoint_config(
+        EndpointConfigName="monitored-config",
+        ProductionVariants=[{**variant, "InstanceType": "ml.m5.large"}],
+        DataCaptureConfig={**CSV_CAPTURE, "DestinationS3Uri": f"s3://{BUCKET}/datacapture/monitored"},
+    )
+    clients.sagemaker.create_endpoint(EndpointName="monitored", EndpointConfigName="monitored-config")
+    return "monitored"
+
+
+def _captured(clients, prefix: str) -> list[dict]:
+    listed = clients.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+    bodies = [clients.s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read() for item in listed]
+    return [json.loads(line) for body in bodies for line in body.splitlines()]
+
+
+def test_invocations_are_captured_to_the_configured_destination(clients, local_stack, monitored_endpoint, abalone):
+    features, _ = abalone
+    body = _csv(features[3000:3003])
+    answer = clients.runtime.invoke_endpoint(EndpointName=monitored_endpoint, ContentType="text/csv", Body=body)
+    predictions = answer["Body"].read().decode()
+
+    written = local_operation(local_stack.env["AWS_ENDPOINT_URL_SAGEMAKER"], capture.FLUSH_OPERATION)["Files"]
+
+    assert written and all(
+        uri.startswith(f"s3://{BUCKET}/datacapture/monitored/monitored/AllTraffic/") for uri in written
+    )
+    records = _captured(clients, "datacapture/monitored/monitored/AllTraffic/")
+    assert any(
+        r["captureData"]["endpointInput"]["data"] == body.decode()
+        and r["captureData"]["endpointOutput"]["data"] == predictions
+        for r in records
+    )
+
+
+def _alarm(clients_cloudwatch, name: str, topic_arn: str, metric: str, dimensions: list, **extra) -> None:
+    clients_cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        Namespace=extra.pop("Namespace", NAMESPACE),
+        MetricName=metric,
+        Dimensions=dimensions,
+        Statistic="Maximum",
+        Period=extra.pop("Period", 3600),
+        EvaluationPeriods=1,
+        Threshold=extra.pop("Threshold", 0.1),
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData=extra.pop("TreatMissingData", "notBreaching"),
+        AlarmActions=[topic_arn],
+        OKActions=[topic_arn],
+        **extra,
+    )
+
+
+def test_alarms_follow_their_metric_at_the_injected_time_and_notify_each_change_once(local_stack):
+    cloudwatch, client = local_stack.client("cloudwatch"), local_stack.client
+    topic_arn, queue = outbox.ensure(client, "alarm-clock-tests")
+    gateway = local_stack.env["AWS_ENDPOINT_URL_SAGEMAKER"]
+    dimensions = [{"Name": "EndpointName", "Value": "clock"}]
+    _alarm(cloudwatch, "clock-errors", topic_arn, "Errors", dimensions, Namespace="Tests", Period=60, Threshold=1)
+    moment = dt.datetime(2026, 12, 1, 9, 0, 30, tzinfo=dt.UTC)
+    cloudwatch.put_metric_data(
+        Namespace="Tests",
+        MetricData=[{"MetricName": "Errors", "Dimensions": dimensions, "Value": 5, "Timestamp": moment}],
+    )
+
+    def evaluate(at: dt.datetime) -> list[dict]:
+        changes = local_operation(gateway, "LocalAws.EvaluateAlarms", {"Time": at.timestamp()})["StateChanges"]
+        return [change for change in changes if change["AlarmName"] == "clock-errors"]
+
+    first = evaluate(moment + dt.timedelta(seconds=20))
+    again = evaluate(moment + dt.timedelta(seconds=25))  # still breaching: no second notification
+    later = evaluate(moment + dt.timedelta(minutes=10))  # no data since: notBreaching -> OK
+
+    assert [c["NewStateValue"] for c in first] == ["ALARM"] and first[0]["Notified"] == [topic_arn]
+    assert again == []
+    assert [c["NewStateValue"] for c in later] == ["OK"]
+    assert cloudwatch.describe_alarms(AlarmNames=["clock-errors"])["MetricAlarms"][0]["StateValue"] == "OK"
+    messages = [json.loads(m.text) for m in outbox.drain(client, queue)]
+    assert [m["NewStateValue"] for m in messages] == ["ALARM", "OK"]
+    assert messages[0]["OldStateValue"] != "ALARM"
+    assert messages[0]["Trigger"]["MetricName"] == "Errors"
+    assert messages[0]["Trigger"]["Dimensions"] == [{"value": "clock", "name": "EndpointName"}]
+    assert messages[0]["NewStateReason"].startswith("Threshold Crossed: 1 out of the last 1 datapoints [5.0")
+
+
+def test_drifted_traffic_gives_violations_metrics_an_alarm_and_a_message(
+    local_stack, clients, monitored_endpoint, abalone
+):
+    features, _ = abalone
+    client = local_stack.client
+    topic_arn, queue = outbox.ensure(client, "drift-tests")
+    schedule = "monitored-data-quality"
+    dimensions = [{"Name": "Endpoint", "Value": monitored_endpoint}, {"Name": "MonitoringSchedule", "Value": schedule}]
+    _alarm(
+        local_stack.client("cloudwatch"), "monitored-drift-length", topic_arn, "feature_baseline_drift__c0", dimensions
+    )
+    drifted = features[3000:3400].copy()
+    drifted[:, 0] *= 1.6  # length: 60% longer abalone than the model was trained on
+    for start in range(0, len(drifted), 50):
+        clients.runtime.invoke_endpoint(
+            EndpointName=monitored_endpoint, ContentType="text/csv", Body=_csv(drifted[start : start + 50])
+        )
+
+    report = run(monitored_endpoint, schedule, environ=local_stack.environ())
+
+    drift = {v["feature_name"] for v in report["Violations"] if v["constraint_check_type"] == "baseline_drift_check"}
+    assert "_c0" in drift
+    report_file = f"{report['Output'].removeprefix(f's3://{BUCKET}/')}/constraint_violations.json"
+    stored = json.loads(clients.s3.get_object(Bucket=BUCKET, Key=report_file)["Body"].read())
+    assert stored["violations"] == report["Violations"]
+    assert report["Metrics"]["feature_baseline_drift__c0"] > 0.1
+    assert set(report["Metrics"]) == {f"feature_baseline_drift__c{i}" for i in range(10)}
+    published = local_stack.client("cloudwatch").list_metrics(
+        Namespace=NAMESPACE, MetricName="feature_baseline_drift__c0"
+    )
+    assert any(
+        sorted(d["Name"] for d in m["Dimensions"]) == ["Endpoint", "MonitoringSchedule"] for m in published["Metrics"]
+    )
+    changes = {c["AlarmName"]: c["NewStateValue"] for c in report["AlarmStateChanges"]}
+    assert changes.get("monitored-drift-length") == "ALARM"
+    (message,) = [m for m in outbox.drain(client, queue) if json.loads(m.text)["AlarmName"] == "monitored-drift-length"]
+    assert message.subject == 'ALARM: "monitored-drift-length" in US East (N. Virginia)'
+    body = json.loads(message.text)
+    assert body["NewStateValue"] == "ALARM" and body["Trigger"]["Namespace"] == NAMESPACE
+
+
+def test_base64_captures_are_read_by_the_analyzer(tmp_path):
+    analyzer = _analyzer()
+    line = {"captureData": {"endpointInput": {"data": base64.b64encode(b"1,2\n3,4").decode(), "encoding": "BASE64"}}}
+    (tmp_path / "a.jsonl").write_text(json.dumps(line) + "\n")
+    frame = analyzer.read_dataset(str(tmp_path), {"sagemakerCaptureJson": {"captureIndexNames": ["endpointInput"]}})
+    assert frame.to_dict("list") == {"_c0": ["1", "3"], "_c1": ["2", "4"]}
+
+
+def test_capturing_a_request_costs_microseconds_on_the_request_thread():
+    # The runtime's budget is p50 < 5 ms a request (about 2-3.5 ms here): capture must add well under 0.1 ms.
+    # Measured on the record call itself, since an end-to-end p50 on a shared 2-core machine varies by more.
+    import time
+
+    data_capture, _ = capture_with(dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC))
+    body = b"0.5,0.4,0.1,0.5,0.2,0.1,0.15,0.0,0.0,1.0"
+    started = time.perf_counter()
+    for _ in range(5000):
+        data_capture.record(CSV_CAPTURE, "e", "AllTraffic", (body, "text/csv"), (b"9.5", "text/csv"))
+    per_request = (time.perf_counter() - started) / 5000
+
+    assert per_request < 100e-6, f"{per_request * 1e6:.1f} us a request"
