@@ -141,6 +141,7 @@ def seed_properties(stack: dict) -> dict[str, str]:
         "DeployStagingRoleArn": outputs["GitLabDeployStagingRoleArn"],
         "DeployProdRoleArn": outputs["GitLabDeployProdRoleArn"],
         "TriggerSecretArn": outputs["TriggerSecretArn"],
+        "AlertTopicArn": outputs.get("AlertTopicArn", ""),  # optional: a stack from before the alert topic
     }
 
 

@@ -26,6 +26,7 @@ PARAMETERS = {
     "AssetsBucket": "template-assets",
     "SeedFunctionKey": "assets/seed_code.zip",
     "TriggerFunctionKey": "assets/model_trigger.zip",
+    "AlertGateFunctionKey": "assets/alert_gate.zip",
     "ModelBuildSeedKey": "assets/model-build.zip",
     "ModelDeploySeedKey": "assets/model-deploy.zip",
 }
@@ -99,8 +100,8 @@ class Rendered:
     def _function(self, name: str, value):
         if name == "Fn::GetAtt":
             logical_id, attribute = value if isinstance(value, list) else value.split(".", 1)
-            if attribute != "Arn":
-                raise NotImplementedError(f"Fn::GetAtt {logical_id}.{attribute}")
+            if attribute != "Arn":  # no policy reads other attributes: a stand-in value keeps them apart
+                return f"{logical_id}.{attribute}"
             return self.arn(logical_id)
         if name == "Fn::Sub":
             text, extra = (value, {}) if isinstance(value, str) else (value[0], self.resolve(value[1]))
