@@ -143,8 +143,10 @@ def test_cached_rerun_runs_no_step_script(stack, cold_run):
     execution, steps = latest_execution()
     assert execution["PipelineExecutionStatus"] == "Succeeded"
     cold_arn = cold_run["execution"]["PipelineExecutionArn"]
-    for name in ("Preprocess", "Train", "Evaluate"):
-        assert steps[name]["CacheHitResult"] == {"SourcePipelineExecutionArn": cold_arn}
+    # Every step with a CacheConfig is a hit (Transform and the checks after the Model step too).
+    cacheable = ("Preprocess", "DataQualityCheck", "Train", "Evaluate", "TransformTest", "ModelQualityCheck")
+    for name in (*cacheable, "ModelExplainabilityCheck"):
+        assert steps[name]["CacheHitResult"] == {"SourcePipelineExecutionArn": cold_arn}, name
     # No job ran: the only new ones are the registration and CreateModel, which SageMaker never caches.
     assert all("-registermodel-" in name or "-createmodel-" in name for name in job_folders(stack) - before)
     print(f"cold run {cold_run['seconds']:.1f} s, cached re-run {cached_seconds:.1f} s (including the SDK build)")
