@@ -50,7 +50,8 @@ def latest_execution(pipeline: str = PIPELINE) -> tuple[dict, dict[str, dict]]:
     sagemaker = boto3.client("sagemaker")
     arn = sagemaker.list_pipeline_executions(PipelineName=pipeline)["PipelineExecutionSummaries"][0]
     arn = arn["PipelineExecutionArn"]
-    steps = sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+    pages = sagemaker.get_paginator("list_pipeline_execution_steps").paginate(PipelineExecutionArn=arn)
+    steps = [step for page in pages for step in page["PipelineExecutionSteps"]]  # more than one page of 10
     return sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn), {s["StepName"]: s for s in steps}
 
 
