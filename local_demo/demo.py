@@ -13,7 +13,7 @@ python-gitlab and presses its manual production button. Stops everything it star
 The alerts a person would receive are shown as they were sent: the project template's rules and alarms publish
 to its alert topic, whose local outbox (an SQS queue subscribed to it) the demo reads. `--fail-build`
 (or DEMO_FAIL=1) runs the build with a threshold no model meets (MseThreshold=0.01), so the pipeline fails at
-FailOnMse and the failure alert is what the demo shows; it then stops, exit code 0 if that alert arrived.
+FailEvaluation and the failure alert is what the demo shows; it then stops, exit code 0 if that alert arrived.
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ from local_aws.events.rules import read_deliveries
 from local_aws.sns import outbox
 from local_demo import abalone_data
 from local_gitlab import pipelines, project
-from local_gitlab.ci_runner import CiLocalError, JobResult, PipelineFailed, run_pipeline, summary_lines
+from local_gitlab.ci_runner import CiLocalError, JobResult, PipelineFailed, artifacts_dir, run_pipeline, summary_lines
 from local_gitlab.service import DEPLOY_PROJECT_ID
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT = project.PROJECT_NAME
 PROD_BUTTON = "production-deploy"
-# No model reaches this MSE: the build's CheckMseEvaluation sends it to FailOnMse (--fail-build).
+# No model reaches this MSE: the build's CheckEvaluation sends it to FailEvaluation (--fail-build).
 TOO_STRICT_MSE = "0.01"
 
 
@@ -150,6 +150,8 @@ def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
         report.facts["Registered"] = f"{package['ModelPackageArn']} ({package['ModelApprovalStatus']})"
         report.facts["Metrics"] = ", ".join(f"{name} {value['value']:.3f}" for name, value in metrics.items())
         print(f"    Registered {package['ModelPackageArn']}: {report.facts['Metrics']}")
+        _show_build_checks(package, args.state_dir)
+        report.facts["Champion gate"] = (package.get("CustomerMetadataProperties") or {}).get("GateResult", "-")
 
     with report.stage(4, total, "Alerts: the approval request the reviewers receive (SNS topic -> outbox)") as stage:
         sent = _show_alerts(stack, lambda found: any("awaits your approval" in m.text for m in found))
@@ -231,6 +233,21 @@ def _show_alerts(stack: LocalStack, enough, timeout: float = 15.0) -> list[outbo
     if not found:
         print("    (no message)")
     return found
+
+
+def _show_build_checks(package: dict, state_dir: Path) -> None:
+    """The baselines the build computed, the champion gate's comparison, and where the report is."""
+    drift = package.get("DriftCheckBaselines", {})
+    for member, kinds in sorted(drift.items()):
+        files = ", ".join(f"{kind} {value['S3Uri'].rsplit('/', 1)[-1]}" for kind, value in sorted(kinds.items()))
+        print(f"    Baseline {member}: {files}")
+    metadata = package.get("CustomerMetadataProperties") or {}
+    print(f"    Champion gate: {metadata.get('GateResult', 'not run')}")
+    for key in ("GateRmse", "GateMae", "GateR2", "GateLabelShift", "GateTrainingSize"):
+        if metadata.get(key) and not metadata[key].startswith("n/a"):
+            print(f"      {key.removeprefix('Gate'):<14} {metadata[key]}")
+    artifacts = artifacts_dir("model-build", "train", state=state_dir / "gitlab-ci-local" / "model-build")
+    print(f"    Reports: {metadata.get('Report', '-')} (job artifacts: {artifacts})")
 
 
 def _latest_package(sagemaker, group: str) -> dict:

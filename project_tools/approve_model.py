@@ -4,6 +4,7 @@
     scripts/approve-model reject  --arn arn:aws:sagemaker:...:model-package/abalone/3 --description "drift"
     scripts/approve-model approve --version latest           # the newest version of the group
     scripts/approve-model pin --arn arn:...:model-package/abalone/2   # record its artifacts' SHA-256 (older packages)
+    scripts/approve-model show --version latest      # the champion comparison, as a table, and the report
 
 The group is --group, else $MODEL_PACKAGE_GROUP_NAME. Works the same against AWS (credentials and
 region from the usual AWS environment) and against the local stack (eval "$(scripts/local-stack env)").
@@ -26,13 +27,25 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 STATUS = {"approve": "Approved", "reject": "Rejected"}
 PIN = "pin"  # not a decision: records the artifacts' digests, which deploy requires (pipelines/pinning.py)
+SHOW = "show"  # not a decision: what an approver reads first
+# The champion gate's figures in the package's metadata (model-build's pipeline.GATE_METADATA), in table order.
+GATE_ROWS = {
+    "GateChampion": "champion",
+    "GateRmse": "rmse",
+    "GateMae": "mae",
+    "GateR2": "r2",
+    "GateLabelShift": "label shift (L-inf)",
+    "GateTrainingSize": "training rows",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="approve-model", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("decision", choices=[*sorted(STATUS), PIN], help="approve, reject, or pin the artifacts")
+    parser.add_argument(
+        "decision", choices=[*sorted(STATUS), PIN, SHOW], help="approve, reject, pin the artifacts, or show"
+    )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--arn", help="the model package ARN")
     which.add_argument("--version", help="version number in the group, or 'latest'")
@@ -46,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--version must be a number or 'latest', not {args.version!r}")
     if args.decision == PIN:
         return pin(args)
+    if args.decision == SHOW:
+        return show(args)
     status = STATUS[args.decision]
     description = args.description or f"{status} by {getpass.getuser()} with approve-model"
 
@@ -115,6 +130,32 @@ def pin(args: argparse.Namespace) -> int:
     for key, digest in sorted(digests.items()):
         print(f"  {key} = {digest}")
     return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    """The package, its champion comparison as a table (new vs champion, bound) and where its report is."""
+    try:
+        sagemaker = boto3.session.Session(region_name=args.region).client("sagemaker")
+        package = describe(sagemaker, args.arn or find_version(sagemaker, args.group, args.version))
+    except LookupError as error:
+        print(f"error: {error.args[0]}", file=sys.stderr)
+        return 2
+    except (ClientError, BotoCoreError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(package["ModelPackageArn"])
+    print_package(package)
+    print(comparison_table(package.get("CustomerMetadataProperties") or {}))
+    return 0
+
+
+def comparison_table(metadata: dict) -> str:
+    if "GateResult" not in metadata:
+        return "Champion comparison: none recorded (registered before the champion gate)"
+    lines = [f"Champion comparison: {metadata['GateResult']}", f"  {'check':<20} new vs champion (bound)"]
+    lines += [f"  {label:<20} {metadata.get(key, '-')}" for key, label in GATE_ROWS.items()]
+    lines.append(f"Report: {metadata.get('Report', 'none recorded (see the train job artifacts)')}")
+    return "\n".join(lines)
 
 
 def find_version(sagemaker, group: str, version: str) -> str:

@@ -20,6 +20,7 @@ from pipelines import s3_input, sdk_env
 # `definition` needs no account: these stand in for the role and bucket the project stack creates.
 PLACEHOLDER_ROLE = "arn:aws:iam::111111111111:role/placeholder-sagemaker-pipeline-role"
 PLACEHOLDER_BUCKET = "placeholder-artifact-bucket"
+METADATA_REPORT = "Report"  # where the build's report is (a job artifact's URL in CI)
 
 
 class ConfigError(SystemExit):
@@ -60,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--parameter", "-p", action="append", default=[], metavar="NAME=VALUE", help="pipeline parameter (repeat)"
     )
     run.add_argument("--no-wait", action="store_true", help="start the execution and return")
+    run.add_argument("--report-dir", default=env("REPORT_DIR", "reports"), help="where report.html and its PNGs go")
     # A string default goes through type=float too: a bad PIPELINE_POLL_SECONDS gets argparse's clear error.
     run.add_argument("--poll-seconds", type=float, default=env("PIPELINE_POLL_SECONDS", "10"))
     return parser.parse_args(argv)
@@ -173,7 +175,9 @@ def first_run_parameters(sagemaker, group: str, given: dict[str, str]) -> dict[s
     return {**chosen, **given}
 
 
-def run(settings: Settings, parameters: dict[str, str], wait: bool, poll_seconds: float) -> int:
+def run(
+    settings: Settings, parameters: dict[str, str], wait: bool, poll_seconds: float, report_dir: str = "reports"
+) -> int:
     import boto3
     from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
@@ -223,11 +227,90 @@ def run(settings: Settings, parameters: dict[str, str], wait: bool, poll_seconds
         )
         return 2
     print(summary(result), flush=True)
+    report_url = write_report(sagemaker, session.client("s3"), result, report_dir)
     if result.status != "Succeeded":
         return 1
     if result.model_package_arn:
-        return pin_registered(sagemaker, session.client("s3"), result.model_package_arn)
+        status = pin_registered(sagemaker, session.client("s3"), result.model_package_arn)
+        if report_url:
+            record_report(sagemaker, result.model_package_arn, report_url)
+        return status
     return 0
+
+
+def _read(s3, uri: str) -> str:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+
+
+def _job_output(sagemaker, step, output_name: str) -> str | None:
+    """The S3 prefix of a processing step's output, from its job (also right for a cached step: its source job)."""
+    arn = step.metadata.get("ProcessingJob", {}).get("Arn") if step else None
+    if not arn:
+        return None
+    job = sagemaker.describe_processing_job(ProcessingJobName=arn.rsplit("/", 1)[1])
+    outputs = {o["OutputName"]: o["S3Output"]["S3Uri"] for o in job["ProcessingOutputConfig"]["Outputs"]}
+    return outputs.get(output_name, "").rstrip("/") or None
+
+
+def report_files(sagemaker, s3, result) -> dict:
+    """The files the execution wrote that the report shows, read from S3; a part whose step did not run is None."""
+    from pipelines import report
+
+    steps = {step.name: step for step in result.steps if step.status == "Succeeded"}
+    files = {}
+    evaluation = _job_output(sagemaker, steps.get("Evaluate"), "evaluation")
+    files["evaluation"] = report.load_json(_read(s3, f"{evaluation}/evaluation.json")) if evaluation else None
+    comparison = _job_output(sagemaker, steps.get("ChampionGate"), "comparison")
+    files["comparison"] = report.load_json(_read(s3, f"{comparison}/comparison.json")) if comparison else None
+    clarify = steps.get("ModelExplainabilityCheck")
+    analysis = clarify.metadata.get("ClarifyCheck", {}).get("CalculatedBaselineConstraints") if clarify else None
+    files["analysis"] = report.load_json(_read(s3, analysis)) if analysis else None
+    files["predictions"] = None
+    transform = steps.get("TransformTest")
+    arn = transform.metadata.get("TransformJob", {}).get("Arn") if transform else None
+    if arn:
+        output = sagemaker.describe_transform_job(TransformJobName=arn.rsplit("/", 1)[1])["TransformOutput"]
+        bucket, _, prefix = output["S3OutputPath"].removeprefix("s3://").partition("/")
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+        text = "".join(_read(s3, f"s3://{bucket}/{key}") for key in sorted(keys) if key.endswith(".out"))
+        files["predictions"] = report.load_predictions(text) if text.strip() else None
+    return files
+
+
+def write_report(sagemaker, s3, result, folder: str) -> str | None:
+    """Build the report from the execution's files; print where it is. A report problem never fails the build."""
+    from pathlib import Path
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from pipelines import report
+
+    try:
+        path = report.build(Path(folder), title=f"Model build {result.arn}", **report_files(sagemaker, s3, result))
+    except (BotoCoreError, ClientError, OSError, KeyError, ValueError) as error:
+        print(f"warning: no report: {type(error).__name__}: {error}", file=sys.stderr)
+        return None
+    path = path.resolve()
+    location = str(path)
+    # In CI the report is a job artifact: link it, relative to the project folder (model-build/ in the monorepo).
+    if os.environ.get("CI_JOB_URL") and os.environ.get("CI_PROJECT_DIR"):
+        relative = os.path.relpath(path, os.environ["CI_PROJECT_DIR"])
+        location = f"{os.environ['CI_JOB_URL']}/artifacts/file/{relative}"
+    print(f"Report: {location}", flush=True)
+    return location
+
+
+def record_report(sagemaker, package_arn: str, location: str) -> None:
+    """Name the report in the package's metadata (approve-model show prints it)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        description = sagemaker.describe_model_package(ModelPackageName=package_arn)
+        metadata = {**(description.get("CustomerMetadataProperties") or {}), METADATA_REPORT: location}
+        sagemaker.update_model_package(ModelPackageArn=package_arn, CustomerMetadataProperties=metadata)
+    except (BotoCoreError, ClientError) as error:
+        print(f"warning: could not name the report in {package_arn}: {error}", file=sys.stderr)
 
 
 def pin_registered(sagemaker, s3, package_arn: str) -> int:
@@ -257,7 +340,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(json.loads(definition), indent=2))
         return 0
     settings = settings_from(args, need_account=True)
-    return run(settings, pipeline_parameters(args.parameter), wait=not args.no_wait, poll_seconds=args.poll_seconds)
+    return run(
+        settings,
+        pipeline_parameters(args.parameter),
+        wait=not args.no_wait,
+        poll_seconds=args.poll_seconds,
+        report_dir=args.report_dir,
+    )
 
 
 if __name__ == "__main__":

@@ -47,7 +47,8 @@ def test_steps_and_branches(definition):
         "TransformTest",
         "ModelQualityCheck",
         "ModelExplainabilityCheck",
-        "CheckMseEvaluation",
+        "ChampionGate",
+        "CheckEvaluation",
     ]
     steps = steps_by_name(definition)
     assert {name: step["Type"] for name, step in steps.items()} == {
@@ -59,13 +60,36 @@ def test_steps_and_branches(definition):
         "TransformTest": "Transform",
         "ModelQualityCheck": "QualityCheck",
         "ModelExplainabilityCheck": "ClarifyCheck",
-        "CheckMseEvaluation": "Condition",
+        "ChampionGate": "Processing",
+        "CheckEvaluation": "Condition",
         "RegisterModel": "RegisterModel",
-        "FailOnMse": "Fail",
+        "FailEvaluation": "Fail",
     }
-    condition = steps["CheckMseEvaluation"]["Arguments"]
+    condition = steps["CheckEvaluation"]["Arguments"]
     assert [s["Name"] for s in condition["IfSteps"]] == ["RegisterModel"]
-    assert [s["Name"] for s in condition["ElseSteps"]] == ["FailOnMse"]
+    assert [s["Name"] for s in condition["ElseSteps"]] == ["FailEvaluation"]
+
+
+def test_the_champion_gate_is_never_cached_and_both_it_and_the_mse_floor_decide(definition):
+    steps = steps_by_name(definition)
+    gate = steps["ChampionGate"]
+    # A cached gate would answer for a champion that may have changed since.
+    assert "CacheConfig" not in gate
+    arguments = gate["Arguments"]["AppSpecification"]["ContainerArguments"]
+    for flag, parameter in (
+        ("--tolerance", "ChampionMetricTolerance"),
+        ("--label-bound", "ChampionLabelShiftBound"),
+        ("--size-ratio", "ChampionSizeRatio"),
+    ):
+        assert json.dumps(arguments[arguments.index(flag) + 1]).count(f"Parameters.{parameter}") == 1
+    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in gate["Arguments"]["ProcessingInputs"]}
+    assert inputs["statistics"] == {"Get": "Steps.DataQualityCheck.CalculatedBaselineStatistics"}
+    assert inputs["test"] == {"Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['test'].S3Output.S3Uri"}
+    conditions = steps["CheckEvaluation"]["Arguments"]["Conditions"]
+    assert [c["Type"] for c in conditions] == ["LessThanOrEqualTo", "Equals"]
+    assert conditions[1]["LeftValue"]["Std:JsonGet"]["Path"] == "passed" and conditions[1]["RightValue"] == 1
+    message = json.dumps(steps["FailEvaluation"]["Arguments"]["ErrorMessage"])
+    assert "Steps.ChampionGate.PropertyFiles.ChampionComparison" in message and '"message"' in message
 
 
 def test_check_steps_take_the_parameters_named_as_in_aws_example(definition):
@@ -119,7 +143,7 @@ def test_data_flows_through_property_references(definition):
         {"PropertyFileName": "EvaluationReport", "OutputName": "evaluation", "FilePath": "evaluation.json"}
     ]
 
-    condition = steps["CheckMseEvaluation"]["Arguments"]["Conditions"][0]
+    condition = steps["CheckEvaluation"]["Arguments"]["Conditions"][0]
     assert condition["Type"] == "LessThanOrEqualTo"
     assert condition["LeftValue"] == {
         "Std:JsonGet": {
@@ -140,7 +164,12 @@ def test_data_flows_through_property_references(definition):
     container = register["InferenceSpecification"]["Containers"][0]
     assert container["ModelDataUrl"] == model_artifacts
     assert container["Image"].endswith("/sagemaker-xgboost:1.7-1")
-    assert register["CustomerMetadataProperties"] == {
+    metadata = dict(register["CustomerMetadataProperties"])
+    comparison = {"Get": "Steps.ChampionGate.PropertyFiles.ChampionComparison"}
+    for key in ("GateResult", "GateChampion", "GateRmse", "GateMae", "GateR2", "GateLabelShift", "GateTrainingSize"):
+        gate_value = {"Std:JsonGet": {"PropertyFile": comparison, "Path": f"summary.{key}"}}
+        assert metadata.pop(key) == {"Std:Join": {"On": "", "Values": [gate_value]}}
+    assert metadata == {
         "GitCommit": {"Get": "Parameters.GitCommit"},
         "GitLabPipelineUrl": {"Get": "Parameters.GitLabPipelineUrl"},
         "InputDataUrl": {"Get": "Parameters.InputDataUrl"},
@@ -159,7 +188,7 @@ def test_data_flows_through_property_references(definition):
             ],
         }
     }
-    message = json.dumps(steps["FailOnMse"]["Arguments"]["ErrorMessage"])
+    message = json.dumps(steps["FailEvaluation"]["Arguments"]["ErrorMessage"])
     assert "regression_metrics.mse.value" in message and "Parameters.MseThreshold" in message
 
 
@@ -172,7 +201,7 @@ def test_caching_on_jobs_and_step_code_addressed_by_content(definition):
     uris = step_code("abalone-build", BUCKET)
     code_inputs = [
         i["S3Input"]["S3Uri"]
-        for name in ("Preprocess", "Evaluate")
+        for name in ("Preprocess", "Evaluate", "ChampionGate")
         for i in steps[name]["Arguments"]["ProcessingInputs"]
         if i["InputName"] == "code"
     ]

@@ -236,3 +236,25 @@ def test_the_ci_files_production_audience_is_the_templates(rendered):
     for job in ("production-deploy", "production-rollback"):
         assert ci[job]["id_tokens"]["GITLAB_OIDC_TOKEN"]["aud"] == rendered.parameters["ProductionOidcAudience"]
     assert ci[".aws-oidc"]["id_tokens"]["GITLAB_OIDC_TOKEN"]["aud"] == rendered.parameters["OidcAudience"]
+
+
+# -- the pipeline role reads its own registry group, for the champion gate ---------------------------
+GATE_READS = {
+    "list its group's versions": ("sagemaker:ListModelPackages", arn("model-package-group", "abalone")),
+    "describe its champion": ("sagemaker:DescribeModelPackage", arn("model-package", "abalone/3")),
+}
+OTHER_GROUP = {
+    "list another group's versions": ("sagemaker:ListModelPackages", arn("model-package-group", "other")),
+    "describe another group's version": ("sagemaker:DescribeModelPackage", arn("model-package", "other/3")),
+    "approve its own version": ("sagemaker:UpdateModelPackage", arn("model-package", "abalone/3")),
+}
+
+
+@pytest.mark.parametrize(("action", "resource"), GATE_READS.values(), ids=GATE_READS.keys())
+def test_the_pipeline_role_reads_its_own_group_for_the_champion_gate(rendered, action, resource):
+    assert role_decision(rendered, "SageMakerPipelineRole", action, resource, {}) == ALLOW
+
+
+@pytest.mark.parametrize(("action", "resource"), OTHER_GROUP.values(), ids=OTHER_GROUP.keys())
+def test_the_pipeline_role_reads_no_other_group_and_approves_nothing(rendered, action, resource):
+    assert role_decision(rendered, "SageMakerPipelineRole", action, resource, {}) != ALLOW

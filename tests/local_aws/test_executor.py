@@ -50,7 +50,8 @@ def latest_execution(pipeline: str = PIPELINE) -> tuple[dict, dict[str, dict]]:
     sagemaker = boto3.client("sagemaker")
     arn = sagemaker.list_pipeline_executions(PipelineName=pipeline)["PipelineExecutionSummaries"][0]
     arn = arn["PipelineExecutionArn"]
-    steps = sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+    pages = sagemaker.get_paginator("list_pipeline_execution_steps").paginate(PipelineExecutionArn=arn)
+    steps = [step for page in pages for step in page["PipelineExecutionSteps"]]  # more than one page of 10
     return sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn), {s["StepName"]: s for s in steps}
 
 
@@ -84,16 +85,19 @@ def test_real_definition_runs_end_to_end_and_registers_the_evaluated_model(cold_
         "TransformTest",
         "ModelQualityCheck",
         "ModelExplainabilityCheck",
-        "CheckMseEvaluation",
+        "ChampionGate",
+        "CheckEvaluation",
         "RegisterModel",
     }
     assert all(s["StepStatus"] == "Succeeded" and "CacheHitResult" not in s for s in steps.values())
-    assert steps["CheckMseEvaluation"]["Metadata"]["Condition"]["Outcome"] == "True"
+    assert steps["CheckEvaluation"]["Metadata"]["Condition"]["Outcome"] == "True"
 
     package_arn = steps["RegisterModel"]["Metadata"]["RegisterModel"]["Arn"]
     package = boto3.client("sagemaker").describe_model_package(ModelPackageName=package_arn)
     assert package["ModelApprovalStatus"] == "PendingManualApproval"
     assert package["CustomerMetadataProperties"]["GitCommit"] == "abc123"
+    # No champion yet: the gate passed and the package says so.
+    assert package["CustomerMetadataProperties"]["GateResult"] == "passed (no Approved champion)"
 
     # The registered metrics are the evaluate step's evaluation.json ...
     evaluation = json.loads(read_s3(package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]))
@@ -143,10 +147,15 @@ def test_cached_rerun_runs_no_step_script(stack, cold_run):
     execution, steps = latest_execution()
     assert execution["PipelineExecutionStatus"] == "Succeeded"
     cold_arn = cold_run["execution"]["PipelineExecutionArn"]
-    for name in ("Preprocess", "Train", "Evaluate"):
-        assert steps[name]["CacheHitResult"] == {"SourcePipelineExecutionArn": cold_arn}
-    # No job ran: the only new ones are the registration and CreateModel, which SageMaker never caches.
-    assert all("-registermodel-" in name or "-createmodel-" in name for name in job_folders(stack) - before)
+    # Every step with a CacheConfig is a hit (Transform and the checks after the Model step too).
+    cacheable = ("Preprocess", "DataQualityCheck", "Train", "Evaluate", "TransformTest", "ModelQualityCheck")
+    for name in (*cacheable, "ModelExplainabilityCheck"):
+        assert steps[name]["CacheHitResult"] == {"SourcePipelineExecutionArn": cold_arn}, name
+    # No job ran but the gate's (never cached: the champion may have changed); registration and CreateModel
+    # are never cached by SageMaker either.
+    uncached = ("-registermodel-", "-createmodel-", "-championgate-")
+    assert all(any(kind in name for kind in uncached) for name in job_folders(stack) - before)
+    assert "CacheHitResult" not in steps["ChampionGate"]
     print(f"cold run {cold_run['seconds']:.1f} s, cached re-run {cached_seconds:.1f} s (including the SDK build)")
 
 
@@ -162,10 +171,11 @@ def test_failing_condition_ends_in_the_fail_step_with_its_message(stack, cold_ru
     assert run("-p", "MseThreshold=1.0") == 1
     execution, steps = latest_execution()
     assert execution["PipelineExecutionStatus"] == "Failed"
-    assert steps["CheckMseEvaluation"]["Metadata"]["Condition"]["Outcome"] == "False"
+    assert steps["CheckEvaluation"]["Metadata"]["Condition"]["Outcome"] == "False"
     assert "RegisterModel" not in steps
-    reason = steps["FailOnMse"]["FailureReason"]
-    assert reason.startswith("Model MSE ") and reason.endswith("is above the threshold MseThreshold = 1.0")
+    reason = steps["FailEvaluation"]["FailureReason"]
+    assert reason.startswith("Model MSE ") and "(must be at most MseThreshold = 1.0);" in reason
+    assert reason.endswith("no Approved champion in abalone: the gate passes")
     mse = float(reason.split()[2])
     assert 3.5 < mse < 6.5
     versions_after = boto3.client("sagemaker").list_model_packages(ModelPackageGroupName="abalone")
@@ -318,5 +328,25 @@ def test_after_approval_the_checks_run_against_the_approved_baselines(stack, col
             assert json.loads(read_s3(check["ViolationReport"]))["violations"] == []
         member = approved["ModelDataQuality"]["Constraints"]["S3Uri"]
         assert steps["DataQualityCheck"]["Metadata"]["QualityCheck"]["BaselineUsedForDriftCheckConstraints"] == member
+        # The champion gate ran (never cached) against the champion, and the package carries its figures.
+        assert "CacheHitResult" not in steps["ChampionGate"]
+        package_arn = steps["RegisterModel"]["Metadata"]["RegisterModel"]["Arn"]
+        metadata = sagemaker.describe_model_package(ModelPackageName=package_arn)["CustomerMetadataProperties"]
+        assert metadata["GateResult"] == "passed" and metadata["GateChampion"] == champion
+        assert metadata["GateTrainingSize"] == "2924 vs 2924 (ratio 1.000, bound 1.5)"
+
+        # Another slice of the data (the first 1500 rows): the gate fails, naming each failed comparison.
+        head = b"".join(ABALONE_CSV.read_bytes().splitlines(keepends=True)[:1501])
+        boto3.client("s3").put_object(Bucket=BUCKET, Key="data/slice/abalone.csv", Body=head)
+        versions = len(sagemaker.list_model_packages(ModelPackageGroupName="abalone")["ModelPackageSummaryList"])
+        skip = [f"Skip{check}Check=true" for check in ("DataQuality", "ModelQuality", "ModelExplainability")]
+        assert run("-p", f"InputDataUrl=s3://{BUCKET}/data/slice/abalone.csv", *(f"-p{s}" for s in skip)) == 1
+        execution, steps = latest_execution()
+        assert execution["PipelineExecutionStatus"] == "Failed" and "RegisterModel" not in steps
+        reason = steps["FailEvaluation"]["FailureReason"]
+        assert f"champion gate failed against champion {champion}: " in reason
+        assert "training-set size 1050 vs champion 2924: ratio 0.359 outside [0.667, 1.5]" in reason
+        after = len(sagemaker.list_model_packages(ModelPackageGroupName="abalone")["ModelPackageSummaryList"])
+        assert after == versions
     finally:
         sagemaker.update_model_package(ModelPackageArn=champion, ModelApprovalStatus="Rejected")

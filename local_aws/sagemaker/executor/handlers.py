@@ -76,7 +76,7 @@ def _start(request: dict, context: api.Context) -> dict:
         execution["PipelineExecutionDescription"] = request["PipelineExecutionDescription"]
     parallelism = request.get("ParallelismConfiguration") or pipeline.get("ParallelismConfiguration")
     if parallelism:
-        # Honoured trivially: the local executor runs one step at a time, never more than the limit.
+        # Honoured by the runner: never more steps at once than MaxParallelExecutionSteps (nor than the cores).
         execution["ParallelismConfiguration"] = parallelism
     if selective:
         execution["SelectiveExecutionConfig"] = {**selective, "SourcePipelineExecutionArn": reference_arn}

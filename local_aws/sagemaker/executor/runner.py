@@ -1,7 +1,10 @@
 """Run one pipeline execution: the steps of the stored definition in dependency order.
 
 Order comes from DependsOn and from data references (`Get Steps.X...`). A Condition step adds the
-steps of the branch it chose. When a step fails, no further step starts and the execution fails.
+steps of the branch it chose. As on SageMaker, every step whose dependencies succeeded starts at once,
+up to ParallelismConfiguration.MaxParallelExecutionSteps (AWS's default: 50), and locally also no more
+than the machine has cores (each step is a CPU-bound process). When a step fails, no further step
+starts, the running ones finish, and the execution fails.
 Caching follows SageMaker: the key is the step's resolved cache attributes (outputs excluded), and a
 hit reuses the earlier run's properties, provided its outputs are still in S3.
 """
@@ -11,10 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import secrets
 import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +67,8 @@ JOB_ERROR_TYPES = {
     "InternalServerError": "SageMaker.JOB_INTERNAL_ERROR",
     "ResourceLimitExceeded": "SageMaker.RESOURCE_LIMIT",
 }
+# ParallelismConfiguration's default on AWS ("MaxParallelExecutionSteps", API reference).
+DEFAULT_MAX_PARALLEL_STEPS = 50
 THROTTLING_CODES = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 _DURATION = re.compile(
     r"^P?(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$", re.IGNORECASE
@@ -96,9 +103,11 @@ def every_step(definition: dict) -> list[dict]:
 
 
 def dependencies_of(step: dict) -> set[str]:
-    """The steps `step` waits for: DependsOn and the steps its arguments read (`Get Steps.X...`)."""
+    """The steps `step` waits for: DependsOn and the steps its arguments read (`Get Steps.X...`), including a check
+    step's fields outside Arguments (a ClarifyCheck's ModelName reads the Model step's name)."""
     arguments = {k: v for k, v in step["Arguments"].items() if k not in ("IfSteps", "ElseSteps")}
-    return set(step.get("DependsOn", [])) | expressions.references(arguments)
+    check_fields = {k: step[k] for k in check_steps.CHECK_SETTINGS if k in step}
+    return set(step.get("DependsOn", [])) | expressions.references(arguments) | expressions.references(check_fields)
 
 
 @dataclass
@@ -149,6 +158,8 @@ class Runner:
         self.settings = settings
         self.store = store
         self.stop_requested = threading.Event()
+        # Steps run on worker threads: the execution record (its step list) and the scope change under this lock.
+        self._lock = threading.RLock()
         execution_id = execution["PipelineExecutionArn"].rsplit("/", 1)[1]
         self.execution_id = execution_id
         self.scope = expressions.Scope(
@@ -189,30 +200,51 @@ class Runner:
             return
         pending = list(self.definition.get("Steps", []))
         succeeded: set[str] = set()
-        while pending:
-            if self.stop_requested.is_set():
-                self._finish("Stopped", "stopped on request")
-                return
-            ready = next((s for s in pending if dependencies[s["Name"]] <= succeeded), None)
-            if ready is None:
-                break  # what is left waits for steps that never ran (a branch not taken)
-            pending.remove(ready)
-            if ready["Name"] in self.reuse:
-                outcome = self._reuse_step(ready)
-            elif self.selected is not None and ready["Name"] not in self.selected:
-                continue  # a selective execution runs its selected steps only: this one, and what needs it, wait
-            else:
-                outcome = self._run_step(ready)
-            if outcome is None:
-                self._finish("Failed", f"Step failure: step {ready['Name']} failed")
-                return
-            succeeded.add(ready["Name"])
-            if ready["Type"] == "Condition":
-                branch = "IfSteps" if outcome.properties["Outcome"] == "True" else "ElseSteps"
-                for step in ready["Arguments"].get(branch, []):
-                    dependencies[step["Name"]] = dependencies[step["Name"]] | {ready["Name"]}
-                    pending.append(step)
-        self._finish("Succeeded", "")
+        failed: str | None = None
+        running: dict = {}  # future -> step
+        limit = self.max_parallel_steps()
+        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix=f"step-{self.execution_id}") as pool:
+            while True:
+                # Start every ready step, up to the limit, unless a step failed or a stop was asked for.
+                while failed is None and not self.stop_requested.is_set() and len(running) < limit:
+                    ready = next((s for s in pending if dependencies[s["Name"]] <= succeeded), None)
+                    if ready is None:
+                        break
+                    pending.remove(ready)
+                    if ready["Name"] in self.reuse:
+                        running[pool.submit(self._reuse_step, ready)] = ready
+                    elif self.selected is not None and ready["Name"] not in self.selected:
+                        continue  # a selective execution runs its selected steps only; this one and its dependants wait
+                    else:
+                        running[pool.submit(self._run_step, ready)] = ready
+                if not running:
+                    break  # nothing runs and nothing can start: done, failed, stopped, or a branch not taken
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    step = running.pop(future)
+                    outcome = future.result()
+                    if outcome is None:
+                        failed = failed or step["Name"]
+                        continue
+                    succeeded.add(step["Name"])
+                    if step["Type"] == "Condition":
+                        branch = "IfSteps" if outcome.properties["Outcome"] == "True" else "ElseSteps"
+                        for branch_step in step["Arguments"].get(branch, []):
+                            dependencies[branch_step["Name"]] = dependencies[branch_step["Name"]] | {step["Name"]}
+                            pending.append(branch_step)
+        if failed is not None:
+            self._finish("Failed", f"Step failure: step {failed} failed")
+        elif self.stop_requested.is_set():
+            self._finish("Stopped", "stopped on request")
+        else:
+            self._finish("Succeeded", "")
+
+    def max_parallel_steps(self) -> int:
+        """How many steps run at once: the execution's MaxParallelExecutionSteps, and no more than the cores."""
+        configured = (self.execution.get("ParallelismConfiguration") or {}).get(
+            "MaxParallelExecutionSteps", DEFAULT_MAX_PARALLEL_STEPS
+        )
+        return max(1, min(int(configured), os.cpu_count() or 1))
 
     def _dependencies(self, step: dict) -> set[str]:
         return dependencies_of(step)
@@ -221,8 +253,7 @@ class Runner:
         """A step that does not run again: its earlier outputs feed the steps that do."""
         entry = self.reuse[step["Name"]]
         outcome = step_types.Outcome(entry["Properties"], entry["Metadata"])
-        self.scope.steps[step["Name"]] = outcome.properties
-        self.scope.property_files[step["Name"]] = self._property_files(step, outcome.properties)
+        self._publish(step, outcome)
         step_outputs.save(
             self.settings.state_dir, self.execution["PipelineExecutionArn"], step["Name"], **entry_args(entry)
         )
@@ -253,8 +284,7 @@ class Runner:
             self._save_step(record)
             log.info("execution %s: step %s failed: %s", self.execution_id, name, reason)
             return None
-        self.scope.steps[name] = outcome.properties
-        self.scope.property_files[name] = self._property_files(step, outcome.properties)
+        self._publish(step, outcome)
         step_outputs.save(
             self.settings.state_dir, self.execution["PipelineExecutionArn"], name, outcome.properties, outcome.metadata
         )
@@ -264,6 +294,12 @@ class Runner:
         self._save_step(record)
         log.info("execution %s: step %s succeeded%s", self.execution_id, name, " (cached)" if cache_source else "")
         return outcome
+
+    def _publish(self, step: dict, outcome: step_types.Outcome) -> None:
+        """Make a step's properties readable by the steps after it."""
+        with self._lock:
+            self.scope.steps[step["Name"]] = outcome.properties
+            self.scope.property_files[step["Name"]] = self._property_files(step, outcome.properties)
 
     def _attempts(self, step: dict, record: dict) -> tuple[step_types.Outcome, str | None]:
         """Run the step, again after each failure a RetryPolicy of the step matches (interval x backoff)."""
@@ -417,20 +453,27 @@ class Runner:
 
     # Status, as DescribePipelineExecution and ListPipelineExecutionSteps report it.
     def _save_step(self, record: dict) -> None:
-        before = next((s for s in self.execution["Steps"] if s["StepName"] == record["StepName"]), None)
-        steps = [s for s in self.execution["Steps"] if s["StepName"] != record["StepName"]]
-        self.execution["Steps"] = steps + [dict(record)]
-        self.store.save(self.execution)
+        with self._lock:
+            steps = self.execution["Steps"]
+            index = next((i for i, s in enumerate(steps) if s["StepName"] == record["StepName"]), None)
+            before = steps[index] if index is not None else None
+            # In place: a step keeps its position (start order) while its status changes.
+            self.execution["Steps"] = (
+                steps + [dict(record)] if index is None else steps[:index] + [dict(record)] + steps[index + 1 :]
+            )
+            self.store.save(self.execution)
+            snapshot = {**self.execution, "Steps": list(self.execution["Steps"])}
         previous = before["StepStatus"] if before else None
         if previous != record["StepStatus"]:  # a retry's new attempt is no status change
             step_type = next((s["Type"] for s in every_step(self.definition) if s["Name"] == record["StepName"]), "")
-            events.emit(pipeline_events.step_status_change(self.execution, record, step_type, previous))
+            events.emit(pipeline_events.step_status_change(snapshot, record, step_type, previous))
 
     def _finish(self, status: str, reason: str) -> None:
-        previous = self.execution["PipelineExecutionStatus"]
-        self.execution["PipelineExecutionStatus"] = status
-        if reason:
-            self.execution["FailureReason"] = reason
-        self.store.save(self.execution)
+        with self._lock:
+            previous = self.execution["PipelineExecutionStatus"]
+            self.execution["PipelineExecutionStatus"] = status
+            if reason:
+                self.execution["FailureReason"] = reason
+            self.store.save(self.execution)
         log.info("execution %s: %s %s", self.execution_id, status, reason)
         events.emit(pipeline_events.execution_status_change({**self.execution, "EndTime": time.time()}, previous))

@@ -4,13 +4,18 @@
                -> Train -> Evaluate
                         -> CreateModel -> TransformTest -> ModelQualityCheck
                                        -> ModelExplainabilityCheck
-    all of them -> CheckMseEvaluation -+-> RegisterModel (mse <= MseThreshold)
-                                       +-> FailOnMse     (otherwise)
+    Preprocess, DataQualityCheck, Train -> ChampionGate (against the latest Approved version)
+    all of them -> CheckEvaluation -+-> RegisterModel (mse <= MseThreshold and the gate passed)
+                                    +-> FailEvaluation (otherwise, naming every failed comparison)
 
 Each check computes a new baseline (statistics/constraints, or SHAP values) and, unless its Skip*Check
 parameter says otherwise, checks the new data or model against the baseline of the latest Approved model
 (or the Supplied* one). The registered package carries the new baselines as ModelMetrics and, as
 DriftCheckBaselines, the ones the next build checks against (RegisterNew*Baseline says which).
+
+ChampionGate (champion_gate.py) re-scores the latest Approved version on the new test split and compares
+metrics, the label distribution and the training-set size within the Champion* parameters; it is never
+cached (the champion may have changed since), and its figures go into the package's metadata.
 
 `get_pipeline(...)` builds it without touching AWS: step scripts are addressed by their content
 hash (`step_code()` lists them; `run_pipeline run` uploads them), so the same code always gives
@@ -40,7 +45,7 @@ from sagemaker.core.shapes import (  # noqa: E402
     ProcessingS3Output,
 )
 from sagemaker.core.transformer import Transformer  # noqa: E402
-from sagemaker.core.workflow.conditions import ConditionLessThanOrEqualTo  # noqa: E402
+from sagemaker.core.workflow.conditions import ConditionEquals, ConditionLessThanOrEqualTo  # noqa: E402
 from sagemaker.core.workflow.execution_variables import ExecutionVariables  # noqa: E402
 from sagemaker.core.workflow.functions import Join, JsonGet  # noqa: E402
 from sagemaker.core.workflow.parameters import (  # noqa: E402
@@ -92,6 +97,8 @@ METADATA_INPUT_DATA = "InputDataUrl"
 METADATA_TEST_DATA = "TestDataUrl"
 METADATA_MSE = "Mse"
 METADATA_RMSE = "Rmse"
+# The champion gate's figures in the package's metadata (champion_gate.SUMMARY_KEYS).
+GATE_METADATA = ("GateResult", "GateChampion", "GateRmse", "GateMae", "GateR2", "GateLabelShift", "GateTrainingSize")
 
 # The check steps, named as in AWS's check-step example: check -> (Skip*, RegisterNew*, Supplied* kinds).
 CHECKS = {
@@ -120,7 +127,7 @@ SHAP_SEED = 123
 def step_code(pipeline_name: str, default_bucket: str) -> dict[str, str]:
     """Step script path -> content-addressed S3 URI where the pipeline expects it."""
     code = {}
-    for script in ("preprocess.py", "evaluate.py"):
+    for script in ("preprocess.py", "evaluate.py", "champion_gate.py"):
         path = HERE / script
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         code[str(path)] = f"s3://{default_bucket}/{pipeline_name}/code/{digest}/{script}"
@@ -145,6 +152,10 @@ def get_pipeline(
     training_instance = ParameterString("TrainingInstanceType", default_value="ml.m5.xlarge")
     split_seed = ParameterInteger("SplitSeed", default_value=42)
     mse_threshold = ParameterFloat("MseThreshold", default_value=6.0)
+    # The champion gate's bounds: relative metric tolerance, label CDF distance, training-size ratio.
+    metric_tolerance = ParameterFloat("ChampionMetricTolerance", default_value=0.05)
+    label_shift_bound = ParameterFloat("ChampionLabelShiftBound", default_value=0.1)
+    size_ratio = ParameterFloat("ChampionSizeRatio", default_value=1.5)
     approval_status = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
     git_commit = ParameterString("GitCommit", default_value="unknown")
     pipeline_url = ParameterString("GitLabPipelineUrl", default_value="none")
@@ -371,6 +382,36 @@ def get_pipeline(
     )
     explainability_config = explainability.clarify_check_config.monitoring_analysis_config_uri
 
+    comparison = PropertyFile(name="ChampionComparison", output_name="comparison", path="comparison.json")
+    gate = ProcessingStep(
+        name="ChampionGate",
+        step_args=processor(xgboost_image, "champion-gate").run(
+            code=code["champion_gate.py"],
+            inputs=[
+                s3_input("model", model_data, "/opt/ml/processing/model"),
+                s3_input("test", split_uri["test"], "/opt/ml/processing/test"),
+                s3_input(
+                    "statistics", data_quality.properties.CalculatedBaselineStatistics, "/opt/ml/processing/statistics"
+                ),
+            ],
+            outputs=[output("ChampionGate", "comparison")],
+            arguments=[
+                "--group",
+                model_package_group_name,
+                "--tolerance",
+                metric_tolerance.to_string(),
+                "--label-bound",
+                label_shift_bound.to_string(),
+                "--size-ratio",
+                size_ratio.to_string(),
+            ],
+        ),
+        property_files=[comparison],
+        # No cache_config: a cached answer would speak for a champion that may have changed since.
+    )
+    gate_passed = JsonGet(step_name=gate.name, property_file=comparison, json_path="passed")
+    gate_message = JsonGet(step_name=gate.name, property_file=comparison, json_path="message")
+
     evaluation_uri = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
     mse = JsonGet(step_name=evaluate.name, property_file=evaluation_report, json_path="regression_metrics.mse.value")
     rmse = JsonGet(step_name=evaluate.name, property_file=evaluation_report, json_path="regression_metrics.rmse.value")
@@ -414,17 +455,38 @@ def get_pipeline(
                 # from the package's creation event (metadata values are strings, hence the Join).
                 METADATA_MSE: Join(on="", values=[mse]),
                 METADATA_RMSE: Join(on="", values=[rmse]),
+                # The champion comparison, so the approver sees it beside the metrics.
+                **{
+                    key: Join(
+                        on="",
+                        values=[JsonGet(step_name=gate.name, property_file=comparison, json_path=f"summary.{key}")],
+                    )
+                    for key in GATE_METADATA
+                },
             },
         ),
     )
     fail = FailStep(
-        name="FailOnMse",
-        error_message=Join(on=" ", values=["Model MSE", mse, "is above the threshold MseThreshold =", mse_threshold]),
+        name="FailEvaluation",
+        error_message=Join(
+            on=" ",
+            values=[
+                "Model MSE",
+                mse,
+                "(must be at most MseThreshold =",
+                Join(on="", values=[mse_threshold, ");"]),
+                gate_message,
+            ],
+        ),
     )
     check = ConditionStep(
-        name="CheckMseEvaluation",
+        name="CheckEvaluation",
         depends_on=[data_quality, model_quality, explainability],
-        conditions=[ConditionLessThanOrEqualTo(left=mse, right=mse_threshold)],
+        # The absolute floor and the champion gate: both must pass.
+        conditions=[
+            ConditionLessThanOrEqualTo(left=mse, right=mse_threshold),
+            ConditionEquals(left=gate_passed, right=1),
+        ],
         if_steps=[register],
         else_steps=[fail],
     )
@@ -437,12 +499,15 @@ def get_pipeline(
             split_seed,
             *tuning.values(),
             mse_threshold,
+            metric_tolerance,
+            label_shift_bound,
+            size_ratio,
             *(parameter for values in check_parameters.values() for parameter in values.values()),
             approval_status,
             git_commit,
             pipeline_url,
         ],
-        steps=[preprocess, data_quality, train, evaluate, model, transform, model_quality, explainability, check],
+        steps=[preprocess, data_quality, train, evaluate, model, transform, model_quality, explainability, gate, check],
         sagemaker_session=session,
     )
 

@@ -1,0 +1,190 @@
+"""The champion gate step script on constructed inputs: each bound, just inside and beyond, and no champion."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+import xgboost
+
+from pipelines.abalone import champion_gate as gate
+
+BOUNDS = {"tolerance": 0.05, "label_bound": 0.1, "size_ratio": 1.5}
+METRICS = {"mse": 4.0, "rmse": 2.0, "mae": 1.5, "r2": 0.5}
+
+
+def statistics(label_counts: list[float], item_count: int, low: float = 1.0, high: float = 21.0) -> dict:
+    """A data-quality statistics.json with the label's 10 equal-width buckets."""
+    edges = np.linspace(low, high, len(label_counts) + 1)
+    buckets = [
+        {"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]), "count": float(c)}
+        for i, c in enumerate(label_counts)
+    ]
+    rings = {"name": "rings", "numerical_statistics": {"distribution": {"kll": {"buckets": buckets}}}}
+    return {"dataset": {"item_count": item_count}, "features": [{"name": "sex"}, rings]}
+
+
+COUNTS = [10, 40, 120, 200, 150, 80, 40, 20, 10, 5]
+
+
+def compare(new_metrics=METRICS, new_counts=COUNTS, new_size=2924, **bounds):
+    return gate.compare(
+        new_metrics, METRICS, statistics(new_counts, new_size), statistics(COUNTS, 2924), **{**BOUNDS, **bounds}
+    )
+
+
+def test_same_model_and_data_pass_every_comparison():
+    result = compare()
+    assert result["failures"] == []
+    assert result["label_distribution"]["distance"] == 0.0
+    assert result["training_size"]["ratio"] == 1.0
+
+
+def test_metrics_pass_just_inside_the_tolerance_and_fail_beyond_it_naming_both_values_and_the_bound():
+    inside = {"mse": 4.0 * 1.049, "rmse": 2.0 * 1.049, "mae": 1.5 * 1.049, "r2": 0.5 - 0.024}
+    assert compare(inside)["failures"] == []
+    worse = {**METRICS, "rmse": 2.2, "r2": 0.47}
+    failures = compare(worse)["failures"]
+    assert failures == [
+        "rmse 2.2000 vs champion 2.0000: must be at most 2.1000 (tolerance 0.05)",
+        "r2 0.4700 vs champion 0.5000: must be at least 0.4750 (tolerance 0.05)",
+    ]
+    # Better is never a failure, however far.
+    assert compare({"mse": 1.0, "rmse": 1.0, "mae": 0.5, "r2": 0.9})["failures"] == []
+
+
+def test_label_distribution_passes_a_small_shift_and_fails_a_large_one():
+    nudged = [10, 45, 115, 200, 150, 80, 40, 20, 10, 5]  # 5 of 675 rows move one bucket
+    result = compare(new_counts=nudged)
+    assert result["failures"] == [] and 0 < result["label_distribution"]["distance"] < 0.1
+    shifted = [5, 10, 40, 120, 200, 150, 80, 40, 20, 10]  # the same shape, one bucket older
+    result = compare(new_counts=shifted)
+    assert len(result["failures"]) == 1
+    assert result["failures"][0].startswith("label distribution (rings) shifted by 0.")
+    assert result["failures"][0].endswith("bound 0.1")
+    assert result["label_distribution"]["champion_buckets"][0]["count"] == 10.0  # both kept, for the report
+
+
+def test_label_distance_compares_distributions_with_different_bucket_bounds():
+    # The same uniform distribution, bucketed over [1, 21] and over [1, 11] + nothing above: the CDFs differ.
+    wide, narrow = statistics([1] * 10, 10, 1, 21), statistics([1] * 10, 10, 1, 11)
+    distance = gate.label_distance(gate.label_buckets(wide), gate.label_buckets(narrow))
+    assert distance == pytest.approx(0.5)
+
+
+def test_training_size_passes_inside_the_ratio_and_fails_beyond_it_either_way():
+    assert compare(new_size=4380)["failures"] == []  # 1.498
+    assert compare(new_size=1952)["failures"] == []  # 1 / 1.498
+    assert compare(new_size=4400)["failures"] == [
+        "training-set size 4400 vs champion 2924: ratio 1.505 outside [0.667, 1.5]"
+    ]
+    assert "ratio 0.650" in compare(new_size=1900)["failures"][0]
+
+
+# main() end to end, with a fake registry and S3 and two real xgboost models.
+
+
+def model_tar(booster) -> bytes:
+    raw = booster.save_raw("ubj")  # the host xgboost cannot write 1.7-1's binary format; the loader reads both
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo(gate.MODEL_FILE)
+        info.size = len(raw)
+        archive.addfile(info, io.BytesIO(bytes(raw)))
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def models():
+    rng = np.random.default_rng(0)
+    features = rng.random((400, 3))
+    labels = 10 * features[:, 0] + 2 * features[:, 1] + rng.normal(0, 0.3, 400)
+    good = xgboost.train({"max_depth": 3, "seed": 1}, xgboost.DMatrix(features, label=labels), 30)
+    poor = xgboost.train({"max_depth": 1, "seed": 1}, xgboost.DMatrix(features, label=labels), 2)
+    test = np.column_stack([labels[:100], features[:100]])
+    return {"good": model_tar(good), "poor": model_tar(poor), "test": test}
+
+
+class FakeRegistry:
+    def __init__(self, package: dict | None):
+        self.package = package
+
+    def list_model_packages(self, **request):
+        assert request["ModelApprovalStatus"] == "Approved" and request["SortOrder"] == "Descending"
+        summaries = [{"ModelPackageArn": self.package["ModelPackageArn"]}] if self.package else []
+        return {"ModelPackageSummaryList": summaries}
+
+    def describe_model_package(self, ModelPackageName):  # noqa: N803 - boto3's name
+        return self.package
+
+
+class FakeS3:
+    def __init__(self, objects: dict[str, bytes]):
+        self.objects = objects
+
+    def download_file(self, bucket, key, path):
+        with open(path, "wb") as handle:
+            handle.write(self.objects[f"s3://{bucket}/{key}"])
+
+
+def run_gate(tmp_path, models, new: str, champion: str | None, pinned: str | None = None) -> dict:
+    for folder in ("model", "test", "statistics"):
+        (tmp_path / folder).mkdir(exist_ok=True)
+    (tmp_path / "model" / "model.tar.gz").write_bytes(models[new])
+    np.savetxt(tmp_path / "test" / "test.csv", models["test"], delimiter=",")
+    (tmp_path / "statistics" / "statistics.json").write_text(json.dumps(statistics(COUNTS, 2924)))
+    package, objects = None, {}
+    if champion:
+        objects = {
+            "s3://b/champion/model.tar.gz": models[champion],
+            "s3://b/champion/statistics.json": json.dumps(statistics(COUNTS, 2924)).encode(),
+        }
+        digest = pinned or hashlib.sha256(models[champion]).hexdigest()
+        package = {
+            "ModelPackageArn": "arn:aws:sagemaker:us-east-1:1:model-package/abalone/3",
+            "ModelPackageVersion": 3,
+            "InferenceSpecification": {"Containers": [{"ModelDataUrl": "s3://b/champion/model.tar.gz"}]},
+            "CustomerMetadataProperties": {"ModelDataSha256": digest},
+            "DriftCheckBaselines": {"ModelDataQuality": {"Statistics": {"S3Uri": "s3://b/champion/statistics.json"}}},
+        }
+    argv = [
+        *("--group", "abalone", "--tolerance", "0.05", "--label-bound", "0.1", "--size-ratio", "1.5"),
+        *("--model-dir", str(tmp_path / "model"), "--test-dir", str(tmp_path / "test")),
+        *("--statistics-dir", str(tmp_path / "statistics"), "--output-dir", str(tmp_path / "out")),
+    ]
+    assert gate.main(argv, sagemaker=FakeRegistry(package), s3=FakeS3(objects)) == 0
+    return json.loads((tmp_path / "out" / "comparison.json").read_text())
+
+
+def test_no_champion_passes_and_says_so(tmp_path, models):
+    result = run_gate(tmp_path, models, "good", None)
+    assert result["passed"] == 1 and result["champion"] is None
+    assert result["message"] == "no Approved champion in abalone: the gate passes"
+    assert result["summary"]["GateResult"] == "passed (no Approved champion)"
+    assert result["new_metrics"]["rmse"] > 0
+
+
+def test_the_champion_is_rescored_on_the_new_test_split(tmp_path, models):
+    result = run_gate(tmp_path, models, "good", "good")
+    assert result["passed"] == 1, result["message"]
+    assert result["metrics"]["rmse"]["new"] == result["metrics"]["rmse"]["champion"]  # the same rows
+    assert result["summary"]["GateChampion"].endswith("model-package/abalone/3")
+
+
+def test_a_model_worse_than_the_champion_fails_naming_each_metric(tmp_path, models):
+    result = run_gate(tmp_path, models, "poor", "good")
+    assert result["passed"] == 0
+    assert result["message"].startswith("champion gate failed against champion arn:aws:sagemaker")
+    for name in ("mse", "rmse", "mae", "r2"):
+        assert f"{name} " in result["message"]
+    assert result["summary"]["GateResult"] == "failed"
+
+
+def test_a_champion_whose_model_was_replaced_fails_the_gate(tmp_path, models):
+    result = run_gate(tmp_path, models, "good", "good", pinned="0" * 64)
+    assert result["passed"] == 0
+    assert f"pinned {'0' * 64}: it was replaced" in result["message"]
