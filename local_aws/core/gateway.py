@@ -137,7 +137,7 @@ class GatewayHandler(BaseHTTPRequestHandler):
             handler = api.handler_for(operation) if operation else None
             if handler is not None:
                 return self._local_operation(operation, handler, body)
-            self._forward(body, resource_account(operation, body) or self._account())
+            self._forward(body, resource_account(operation, body) or self._account_if_not_the_stacks())
         except (BrokenPipeError, ConnectionResetError):
             log.info("client closed the connection during %s %s", self.command, self.path)
         except Exception as error:  # noqa: BLE001 - answer 500 rather than drop the connection
@@ -167,6 +167,10 @@ class GatewayHandler(BaseHTTPRequestHandler):
 
     def _account(self) -> str:
         return caller_account(self.headers)
+
+    def _account_if_not_the_stacks(self) -> str | None:
+        account_id = self._account()
+        return account_id if account_id != self.server.account_id else None
 
     def _health(self) -> None:
         document = {
@@ -213,10 +217,12 @@ class GatewayHandler(BaseHTTPRequestHandler):
     def _aws_json(self, status: int, document: dict) -> None:
         self._send(status, {"Content-Type": AWS_JSON, "x-amzn-RequestId": str(uuid.uuid4())}, api.to_json(document))
 
-    def _forward(self, body: bytes, account_id: str) -> None:
+    def _forward(self, body: bytes, account_id: str | None = None) -> None:
+        """To moto unchanged; with `account_id`, acting in that account (moto's account header)."""
         headers = {name: value for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP}
-        if account_id != self.server.account_id:
-            # Named, not left to the access key: moto's recording replays it into this account after a restart.
+        if account_id is not None:
+            # Named, not left to the access key: a cross-account read's account is not the key's, and moto's
+            # recording replays a named account into the same account after a restart.
             headers = {name: value for name, value in headers.items() if name.lower() != api.ACCOUNT_HEADER}
             headers[api.ACCOUNT_HEADER] = account_id
         if "content-length" in {name.lower() for name in headers} or body:
