@@ -21,7 +21,9 @@ logged and answered as a 500 InternalFailure.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -53,15 +55,29 @@ class Context:
 
     moto_url: str  # the moto server, e.g. http://127.0.0.1:40123
     region: str  # the region the client signed its request for
-    account_id: str  # moto's account for this stack
+    # The caller's account, as moto decides it from the request (`gateway.caller_account`): a handler acts
+    # in it, as AWS acts in the account of the credentials. The stack's own account outside a request.
+    account_id: str
     state_dir: Path  # the stack's state folder (.local/ by default): handlers keep their files here
     # What a process needs to use the stack (AWS_ENDPOINT_URL..., dummy keys, region): for the processes that
     # handlers start, such as a Lambda function's handler or a pipeline step.
     environment: Mapping[str, str] = field(default_factory=dict)
+    # The account of the stack's own dummy keys (moto's default, or MOTO_ACCOUNT_ID): where the processes
+    # started with `environment` act. Empty: the same as account_id.
+    stack_account_id: str = ""
 
     def client(self, service: str):
-        """A boto3 client for `service` on the moto server (thread-safe, cached per process)."""
-        return moto_client(self.moto_url, service, self.region)
+        """A boto3 client for `service` on the moto server, acting in `account_id` (thread-safe, cached)."""
+        return moto_client(self.moto_url, service, self.region, self.account_id)
+
+    def in_account(self, account_id: str) -> Context:
+        """This context acting in another account (an event's, a resource ARN's)."""
+        stack_account_id = self.stack_account_id or self.account_id
+        return dataclasses.replace(self, account_id=account_id, stack_account_id=stack_account_id)
+
+    @property
+    def in_stack_account(self) -> bool:
+        return not self.stack_account_id or self.stack_account_id == self.account_id
 
 
 Handler = Callable[[dict[str, Any], Context], dict[str, Any]]
@@ -117,18 +133,31 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _name_account(account_id: str, request, **_) -> None:
+    request.headers[ACCOUNT_HEADER] = account_id
+
+
 def _describe(handler: Handler) -> str:
     return f"{getattr(handler, '__module__', '?')}.{getattr(handler, '__qualname__', repr(handler))}"
 
 
-_clients: dict[tuple[str, str, str], Any] = {}
+# moto's documented server-mode header naming the account a request acts in. It outranks the access key
+# and is outranked only by MOTO_ACCOUNT_ID in the server's environment (moto's docs, "Multi-account").
+ACCOUNT_HEADER = "x-moto-account-id"
+
+_clients: dict[tuple[str, str, str, str | None], Any] = {}
 _clients_lock = threading.Lock()
 
 
-def moto_client(moto_url: str, service: str, region: str):
-    """A cached boto3 client on the moto server. boto3 clients are thread-safe once built;
-    building one is not (and costs ~50 ms), hence the lock and the cache."""
-    key = (moto_url, service, region)
+def moto_client(moto_url: str, service: str, region: str, account_id: str | None = None):
+    """A cached boto3 client on the moto server, acting in `account_id` (None: the dummy keys' account).
+    boto3 clients are thread-safe once built; building one is not (and costs ~50 ms), hence the lock and
+    the cache.
+
+    The account travels as moto's account header rather than as credentials of that account: the header is
+    in moto's recording too, so a restart replays the request into the same account, where a temporary
+    key from STS would be unknown after the replay and land in the default account."""
+    key = (moto_url, service, region, account_id)
     client = _clients.get(key)
     if client is None:
         with _clients_lock:
@@ -146,5 +175,7 @@ def moto_client(moto_url: str, service: str, region: str):
                     # moto answers unimplemented calls with 500: retrying only hides that.
                     config=Config(retries={"max_attempts": 1}),
                 )
+                if account_id:
+                    client.meta.events.register("before-sign", functools.partial(_name_account, account_id))
                 _clients[key] = client
     return client

@@ -7,6 +7,11 @@ Routing, first match wins:
   with a local handler (`local_aws.core.api`): answered here;
 - anything else: forwarded to moto unchanged (method, path, headers, body; moto's status,
   headers and body back).
+
+Accounts: every request acts in the caller's account, decided from its credentials exactly as moto decides
+it (`caller_account`: MOTO_ACCOUNT_ID, else moto's `x-moto-account-id` header, else the account of the
+access key, e.g. an STS AssumeRole key acts in the role's account, else moto's default). Local handlers and
+the runtime get it in their `api.Context`; forwarded requests carry it to moto in moto's account header.
 """
 
 from __future__ import annotations
@@ -62,14 +67,53 @@ class Gateway(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}"
 
-    def context(self, region: str) -> api.Context:
+    def context(self, region: str, account_id: str | None = None) -> api.Context:
         return api.Context(
             moto_url=self.moto_url,
             region=region,
-            account_id=self.account_id,
+            account_id=account_id or self.account_id,
             state_dir=self.state_dir,
             environment=self.environment,
+            stack_account_id=self.account_id,
         )
+
+
+def caller_account(headers) -> str:
+    """The account moto acts in for a request with these headers.
+
+    moto's own decision (`BaseResponse.get_current_account`, which ends in `moto.iam.models.get_account_id_from`
+    on the request's access key), never a copy of it: the gateway and moto must never disagree on an account.
+    moto runs in this process, so its IAM and STS state (the keys it handed out) is the one it answers with."""
+    from moto.core.responses import BaseResponse
+
+    responder = BaseResponse(service_name="sagemaker")
+    responder.headers = headers
+    responder.querystring = {}
+    return responder.get_current_account()
+
+
+# Registry reads that name a package or group by ARN are answered in the ARN's account: the reads the tooling
+# account grants prod's roles through the group's resource policy (cloudformation/project.yml). moto has no
+# resource policies (no PutModelPackageGroupPolicy), so none is evaluated here: the policy matrix
+# (tests/cloudformation/test_prod_account_matrix.py) decides who may read.
+CROSS_ACCOUNT_READS = {
+    "DescribeModelPackage": "ModelPackageName",
+    "DescribeModelPackageGroup": "ModelPackageGroupName",
+    "ListModelPackages": "ModelPackageGroupName",
+}
+
+
+def resource_account(operation: str, body: bytes) -> str | None:
+    """The account a cross-account registry read names in its ARN, or None."""
+    member = CROSS_ACCOUNT_READS.get(operation)
+    if member is None:
+        return None
+    try:
+        value = json.loads(body or b"{}").get(member) or ""
+    except (ValueError, AttributeError):
+        return None  # moto answers the malformed request itself
+    parts = value.split(":") if isinstance(value, str) else []
+    return parts[4] if len(parts) > 5 and parts[0] == "arn" and parts[4] else None
 
 
 class GatewayHandler(BaseHTTPRequestHandler):
@@ -99,7 +143,7 @@ class GatewayHandler(BaseHTTPRequestHandler):
             handler = api.handler_for(operation) if operation else None
             if handler is not None:
                 return self._local_operation(operation, handler, body)
-            self._forward(body)
+            self._forward(body, resource_account(operation, body) or self._account_if_not_the_stacks())
         except (BrokenPipeError, ConnectionResetError):
             log.info("client closed the connection during %s %s", self.command, self.path)
         except Exception as error:  # noqa: BLE001 - answer 500 rather than drop the connection
@@ -127,6 +171,13 @@ class GatewayHandler(BaseHTTPRequestHandler):
         match = CREDENTIAL_REGION.search(self.headers.get("Authorization", ""))
         return match["region"] if match else self.server.region
 
+    def _account(self) -> str:
+        return caller_account(self.headers)
+
+    def _account_if_not_the_stacks(self) -> str | None:
+        account_id = self._account()
+        return account_id if account_id != self.server.account_id else None
+
     def _health(self) -> None:
         document = {
             "status": "ready",
@@ -138,7 +189,7 @@ class GatewayHandler(BaseHTTPRequestHandler):
 
     def _invoke(self, endpoint_name: str, body: bytes) -> None:
         status, headers, answer = runtime_responses.invoke_endpoint(
-            self.server.runtime, endpoint_name, body, self.headers, self._region()
+            self.server.runtime, endpoint_name, body, self.headers, self._region(), account_id=self._account()
         )
         self._send(status, headers, answer)
 
@@ -152,7 +203,7 @@ class GatewayHandler(BaseHTTPRequestHandler):
         except ValueError as error:
             return self._aws_json(400, {"__type": "SerializationException", "message": f"{operation}: {error}"})
         try:
-            answer = handler(request, self.server.context(self._region()))
+            answer = handler(request, self.server.context(self._region(), self._account()))
         except api.LocalApiError as error:
             return self._aws_json(error.status, error.body())
         except ClientError as error:  # moto's answer to a call the handler made: pass it on
@@ -172,8 +223,14 @@ class GatewayHandler(BaseHTTPRequestHandler):
     def _aws_json(self, status: int, document: dict) -> None:
         self._send(status, {"Content-Type": AWS_JSON, "x-amzn-RequestId": str(uuid.uuid4())}, api.to_json(document))
 
-    def _forward(self, body: bytes) -> None:
+    def _forward(self, body: bytes, account_id: str | None = None) -> None:
+        """To moto unchanged; with `account_id`, acting in that account (moto's account header)."""
         headers = {name: value for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP}
+        if account_id is not None:
+            # Named, not left to the access key: a cross-account read's account is not the key's, and moto's
+            # recording replays a named account into the same account after a restart.
+            headers = {name: value for name, value in headers.items() if name.lower() != api.ACCOUNT_HEADER}
+            headers[api.ACCOUNT_HEADER] = account_id
         if "content-length" in {name.lower() for name in headers} or body:
             headers = {name: value for name, value in headers.items() if name.lower() != "content-length"}
             headers["Content-Length"] = str(len(body))

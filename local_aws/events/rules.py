@@ -43,16 +43,25 @@ class Router:
         self._lock = threading.Lock()
 
     def route(self, event: dict[str, Any]) -> None:
-        events = self.context.client("events")
+        # An event goes to the default bus of the account it happened in, never to another account's rules.
+        context = self.context.in_account(event.get("account") or self.context.account_id)
+        events = context.client("events")
         for rule in _rules(events):
             if rule.get("State") != "ENABLED" or not rule.get("EventPattern"):
                 continue
             if not matches(rule["EventPattern"], event):
                 continue
             for target in events.list_targets_by_rule(Rule=rule["Name"], EventBusName=DEFAULT_BUS)["Targets"]:
-                self._deliver(rule["Name"], target, event, rule.get("Arn", ""))
+                self._deliver(rule["Name"], target, event, rule.get("Arn", ""), context)
 
-    def _deliver(self, rule: str, target: dict[str, Any], event: dict[str, Any], rule_arn: str = "") -> None:
+    def _deliver(
+        self,
+        rule: str,
+        target: dict[str, Any],
+        event: dict[str, Any],
+        rule_arn: str = "",
+        context: api.Context | None = None,
+    ) -> None:
         record = {
             "event": event.get("id"),
             "detail-type": event.get("detail-type"),
@@ -60,7 +69,7 @@ class Router:
             "target": target["Arn"],
         }
         try:
-            record["result"] = self._send(target, transform.render(target, event, rule_arn=rule_arn))
+            record["result"] = self._send(target, transform.render(target, event, rule_arn=rule_arn), context)
             record["status"] = "delivered"
         except Exception as error:  # noqa: BLE001 - one failing target must not stop the others
             log.exception("rule %s: target %s failed on event %s", rule, target["Arn"], event.get("id"))
@@ -69,25 +78,26 @@ class Router:
         with self._lock, self.deliveries.open("a", encoding="utf-8") as stream:
             stream.write(json.dumps(record, default=str) + "\n")
 
-    def _send(self, target: dict[str, Any], payload: Any) -> Any:
+    def _send(self, target: dict[str, Any], payload: Any, context: api.Context | None = None) -> Any:
+        context = context or self.context
         arn = target["Arn"]
         service, resource = arn.split(":")[2], arn.split(":", 5)[5]
         if service == "lambda":
             return invoke(
                 resource.removeprefix("function:"),
                 payload,
-                client=self.context.client,
-                stack_environment=self.context.environment,
-                task_roots=Path(self.context.state_dir) / "lambda",
-                logs=Path(self.context.state_dir) / "logs" / "lambda",
+                client=context.client,
+                stack_environment=context.environment,
+                task_roots=Path(context.state_dir) / "lambda",
+                logs=Path(context.state_dir) / "logs" / "lambda",
             )
         if service == "sqs":
-            sqs = self.context.client("sqs")
+            sqs = context.client("sqs")
             url = sqs.get_queue_url(QueueName=resource)["QueueUrl"]
             return sqs.send_message(QueueUrl=url, MessageBody=json.dumps(payload, default=str))["MessageId"]
         if service == "sns":
             message = payload if isinstance(payload, str) else json.dumps(payload, default=str)
-            return self.context.client("sns").publish(TopicArn=arn, Message=message)["MessageId"]
+            return context.client("sns").publish(TopicArn=arn, Message=message)["MessageId"]
         raise NotImplementedError(f"the local stack does not deliver to {service} targets ({arn})")
 
 

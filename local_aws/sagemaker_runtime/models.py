@@ -7,6 +7,10 @@ S3 -> `xgboost-model`, loaded as the built-in XGBoost container does (pickle fir
 own format). Loaded models are cached by model data URL and S3 ETag, so a changed artifact is
 reloaded and an unchanged one costs nothing.
 
+Accounts, as on AWS: the endpoint, its config and model are the caller's account's; a model package is read
+in the account its ARN names (prod's model names the tooling account's package); the model data is read
+from its bucket, wherever that bucket's account is (moto finds another account's bucket by its name).
+
 moto runs in this same process, so the trace reads moto's backends directly: five HTTP round
 trips per request would cost more than the prediction itself (target: p50 < 5 ms a row).
 
@@ -218,7 +222,7 @@ class SageMakerRuntime:
     """InvokeEndpoint against the endpoints, models and S3 objects of the in-process moto server."""
 
     def __init__(self, account_id: str):
-        self.account_id = account_id
+        self.account_id = account_id  # the stack's: a caller that names no account
         self._models: dict[str, tuple[str, Predictor]] = {}  # model data URL -> (ETag, model)
         self._load_lock = threading.Lock()
         self.capture = None  # a capture.DataCapture, set by the gateway: the endpoint configs' data capture
@@ -232,9 +236,11 @@ class SageMakerRuntime:
         region: str,
         target_variant: str | None = None,
         inference_id: str | None = None,
+        account_id: str | None = None,
     ) -> Invocation:
-        variant, model_data_url = self.resolve(endpoint_name, region, target_variant)
-        predictor = self.predictor(model_data_url, region)
+        account_id = account_id or self.account_id
+        variant, model_data_url = self.resolve(endpoint_name, region, target_variant, account_id)
+        predictor = self.predictor(model_data_url, region, account_id)
         parse = {CSV: parse_csv, LIBSVM: parse_libsvm}.get(_media_type(content_type))
         if parse is None:
             raise model_error(415, f"content type {content_type or '(none)'} is not supported: send {CSV} or {LIBSVM}")
@@ -258,14 +264,17 @@ class SageMakerRuntime:
         config = backend.endpoint_configs.get(endpoint.endpoint_config_name) if endpoint else None
         return (config.data_capture_config or None) if config else None
 
-    def resolve(self, endpoint_name: str, region: str, target_variant: str | None = None) -> tuple[str, str]:
+    def resolve(
+        self, endpoint_name: str, region: str, target_variant: str | None = None, account_id: str | None = None
+    ) -> tuple[str, str]:
         """Endpoint name -> (production variant name, S3 URL of its model.tar.gz)."""
         from moto.sagemaker.models import sagemaker_backends
 
-        backend = sagemaker_backends[self.account_id][region]
+        account_id = account_id or self.account_id
+        backend = sagemaker_backends[account_id][region]
         endpoint = backend.endpoints.get(endpoint_name)
         if endpoint is None:
-            raise validation_error(f"Endpoint {endpoint_name} of account {self.account_id} not found.")
+            raise validation_error(f"Endpoint {endpoint_name} of account {account_id} not found.")
         if endpoint.endpoint_status not in ("InService", "Updating"):
             raise validation_error(f"Endpoint {endpoint_name} is not in service (status {endpoint.endpoint_status}).")
         config = backend.endpoint_configs.get(endpoint.endpoint_config_name)
@@ -290,13 +299,14 @@ class SageMakerRuntime:
         container = model.primary_container or (model.containers[0] if model.containers else {})
         return variant["VariantName"], self._model_data_url(backend, container, model.model_name)
 
-    def predictor(self, model_data_url: str, region: str) -> Predictor:
+    def predictor(self, model_data_url: str, region: str, account_id: str | None = None) -> Predictor:
         from moto.s3.models import s3_backends
         from moto.utilities.utils import get_partition
 
         bucket, _, key = model_data_url.removeprefix("s3://").partition("/")
         try:
-            s3_object = s3_backends[self.account_id][get_partition(region)].get_object(bucket, key)
+            backend = s3_backends[account_id or self.account_id][get_partition(region)]
+            s3_object = backend.get_object(bucket, key)
         except Exception:  # noqa: BLE001 - moto raises its own MissingBucket; reported below
             s3_object = None
         if s3_object is None:
@@ -318,7 +328,7 @@ class SageMakerRuntime:
         package_name = container.get("ModelPackageName")
         if package_name:
             try:
-                package = backend.describe_model_package(package_name)
+                package = _package_backend(backend, package_name).describe_model_package(package_name)
             except Exception as error:  # noqa: BLE001 - moto's ValidationError, reported to the caller
                 raise model_error(500, f"model {model_name} uses model package {package_name}: {error}") from None
             containers = (package.inference_specification or {}).get("Containers") or [{}]
@@ -326,6 +336,17 @@ class SageMakerRuntime:
                 return containers[0]["ModelDataUrl"]
             raise model_error(500, f"model package {package_name} has no ModelDataUrl in its InferenceSpecification")
         raise model_error(500, f"model {model_name} has neither ModelDataUrl nor ModelPackageName in its container")
+
+
+def _package_backend(backend, package_name: str):
+    """The registry a package lives in: the account and region its ARN names (a tooling account's package
+    serves a prod endpoint), the model's own for a bare name."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    parts = package_name.split(":")
+    if len(parts) > 5 and parts[0] == "arn" and (parts[4], parts[3]) != (backend.account_id, backend.region_name):
+        return sagemaker_backends[parts[4]][parts[3]]
+    return backend
 
 
 def _media_type(header: str | None) -> str:

@@ -21,7 +21,12 @@ MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 
 
 def invoke_endpoint(
-    runtime: SageMakerRuntime, endpoint_name: str, body: bytes, headers: Mapping[str, str], region: str
+    runtime: SageMakerRuntime,
+    endpoint_name: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    region: str,
+    account_id: str | None = None,  # the caller's account (the gateway's); None: the stack's
 ) -> tuple[int, dict[str, str], bytes]:
     request_id = str(uuid.uuid4())
     if len(body) > MAX_PAYLOAD_BYTES:
@@ -38,6 +43,7 @@ def invoke_endpoint(
             region=region,
             target_variant=headers.get("X-Amzn-SageMaker-Target-Variant"),
             inference_id=headers.get("X-Amzn-SageMaker-Inference-Id"),
+            account_id=account_id,
         )
     except InvokeError as error:
         log.info("InvokeEndpoint %s: %s %s", endpoint_name, error.code, error.message)

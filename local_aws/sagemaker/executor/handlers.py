@@ -31,6 +31,14 @@ def start_pipeline_execution(request: dict, context: api.Context) -> dict:
 
 
 def _start(request: dict, context: api.Context) -> dict:
+    if not context.in_stack_account:
+        # A step's process acts with the stack's own keys (the executor's `environment`), so it would read and
+        # write the stack's account, not the caller's: refused rather than run across accounts.
+        raise api.LocalApiError(
+            "ValidationException",
+            f"the local stack runs pipelines in its own account {context.stack_account_id} only; this request is"
+            f" from account {context.account_id}",
+        )
     sagemaker = context.client("sagemaker")
     pipeline = sagemaker.describe_pipeline(PipelineName=request["PipelineName"])  # moto's errors pass through
     if not pipeline.get("PipelineDefinition"):
