@@ -92,6 +92,10 @@ METADATA_INPUT_DATA = "InputDataUrl"
 METADATA_TEST_DATA = "TestDataUrl"
 METADATA_MSE = "Mse"
 METADATA_RMSE = "Rmse"
+# The feature encoding travels with the model: the exact preprocess.py this build ran (content-addressed URI) and
+# its SHA-256. The deploy repo's batch inference runs that file (`--mode batch`) after checking the digest.
+METADATA_FEATURE_CODE = "FeatureCodeUrl"
+METADATA_FEATURE_CODE_DIGEST = "FeatureCodeSha256"
 
 # The check steps, named as in AWS's check-step example: check -> (Skip*, RegisterNew*, Supplied* kinds).
 CHECKS = {
@@ -139,6 +143,7 @@ def get_pipeline(
     session = sdk_env.pipeline_session(region, default_bucket)
     sdk_env.stage_clarify_configs(f"s3://{default_bucket}/{pipeline_name}/check-config")
     code = {Path(path).name: uri for path, uri in step_code(pipeline_name, default_bucket).items()}
+    feature_code_digest = hashlib.sha256((HERE / "preprocess.py").read_bytes()).hexdigest()
 
     input_data = ParameterString("InputDataUrl", default_value=f"s3://{default_bucket}/data/abalone/abalone.csv")
     processing_instance = ParameterString("ProcessingInstanceType", default_value="ml.m5.xlarge")
@@ -414,6 +419,8 @@ def get_pipeline(
                 # from the package's creation event (metadata values are strings, hence the Join).
                 METADATA_MSE: Join(on="", values=[mse]),
                 METADATA_RMSE: Join(on="", values=[rmse]),
+                METADATA_FEATURE_CODE: code["preprocess.py"],
+                METADATA_FEATURE_CODE_DIGEST: feature_code_digest,
             },
         ),
     )
