@@ -63,6 +63,7 @@ lock: venv ## Re-resolve requirements-dev.lock and each repo's requirements.txt
 	$(UV) pip compile -q --python-version 3.11 -c requirements-dev.lock model-build/requirements.in -o model-build/requirements.txt
 	$(UV) pip compile -q --python-version 3.11 -c requirements-dev.lock model-deploy/requirements.in -o model-deploy/requirements.txt
 	$(UV) pip compile -q --python-version 3.11 -c requirements-dev.lock model-deploy/requirements-test.in -o model-deploy/requirements-test.txt
+	$(UV) pip compile -q --python-version 3.11 -c requirements-dev.lock model-deploy/requirements-batch.in -o model-deploy/requirements-batch.txt
 	$(UV) pip compile -q --python-version 3.11 requirements-checkov.in -o requirements-checkov.lock
 	$(UV) pip compile -q --python-version 3.11 requirements-taskcat.in -o requirements-taskcat.lock
 	$(UV) pip compile -q --python-version 3.11 tests/sdk_v2/requirements.in -o tests/sdk_v2/requirements.lock
@@ -85,6 +86,7 @@ lock: venv ## Re-resolve requirements-dev.lock and each repo's requirements.txt
 checkov: .venv-checkov/.installed ## Security scan of the CloudFormation templates (offline, own environment)
 	@echo "==> checkov"
 	@.venv-checkov/bin/checkov -d cloudformation -f model-deploy/endpoint-config-template.yml \
+		-f model-deploy/batch-schedule-template.yml \
 		--framework cloudformation --skip-download --compact --quiet
 
 taskcat-lint: .venv-taskcat/.installed ## Lint .taskcat.yml and its templates with taskcat (offline, own environment)
@@ -154,8 +156,8 @@ ci-lint: venv ## check-jsonschema (GitLab's schema) on every CI file
 	@$(VENV)/bin/check-jsonschema --builtin-schema vendor.gitlab-ci --data-transform gitlab-ci $(CI_FILES)
 # The merge request jobs of .gitlab-ci.yml.
 cfn-lint: venv ## cfn-lint on every CloudFormation template
-	@echo "==> cfn-lint: cloudformation/*.yml model-deploy/endpoint-config-template.yml"
-	@$(VENV)/bin/cfn-lint cloudformation/*.yml model-deploy/endpoint-config-template.yml
+	@echo "==> cfn-lint: cloudformation/*.yml model-deploy/endpoint-config-template.yml model-deploy/batch-schedule-template.yml"
+	@$(VENV)/bin/cfn-lint cloudformation/*.yml model-deploy/endpoint-config-template.yml model-deploy/batch-schedule-template.yml
 
 definition-diff: venv ## How this branch changes the SageMaker pipeline definition (vs origin's default branch)
 	@$(MAKE) --no-print-directory -C model-build definition-diff PYTHON=$(CURDIR)/$(PY)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -10,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.abalone import pipeline
 from pipelines.run_pipeline import PLACEHOLDER_BUCKET, PLACEHOLDER_ROLE
 
 REPO = Path(__file__).resolve().parents[1]
+HERE = REPO / "pipelines" / "abalone"
 BUCKET = "my-artifacts"
 
 
@@ -176,6 +179,9 @@ def test_data_flows_through_property_references(definition):
         "TestDataUrl": test_split,
         "Mse": {"Std:Join": {"On": "", "Values": [metric("mse")]}},
         "Rmse": {"Std:Join": {"On": "", "Values": [metric("rmse")]}},
+        # The feature encoding travels with the model: the batch inference pipeline runs exactly this file.
+        "FeatureCodeUrl": pipeline.step_code("abalone-build", BUCKET)[str(HERE / "preprocess.py")],
+        "FeatureCodeSha256": hashlib.sha256((HERE / "preprocess.py").read_bytes()).hexdigest(),
     }
     statistics = register["ModelMetrics"]["ModelQuality"]["Statistics"]
     assert statistics["ContentType"] == "application/json"

@@ -5,6 +5,8 @@ deploy-stage STAGE    create/update the stage's stack with the release's inputs,
 staging-test          run the staging test suite: JUnit XML + results JSON in build/ and in the artifact bucket
 rollback [STAGE]      put the previous Approved version back (default: prod)
 summary               what each stage serves, and the staging test figures
+batch-upsert STAGE    put the stage's batch inference pipeline on the release's package (needs the SageMaker SDK)
+batch-run STAGE       run the stage's batch inference pipeline once and print its drift summary
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     back = commands.add_parser("rollback", help="redeploy the previous Approved version")
     back.add_argument("stage", nargs="?", default="prod", choices=STAGES)
     commands.add_parser("summary", help="what each stage serves, and the staging test figures")
+    batch_upsert = commands.add_parser("batch-upsert", help="upsert the stage's batch inference pipeline")
+    batch_upsert.add_argument("stage", choices=STAGES)
+    batch_run = commands.add_parser("batch-run", help="run the stage's batch inference pipeline once")
+    batch_run.add_argument("stage", choices=STAGES)
+    batch_run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE")
     return parser.parse_args(argv)
 
 
@@ -49,6 +56,16 @@ def run(args: argparse.Namespace) -> int:
         return staging_test.run(environment.load(environment.RESULTS_VARIABLES), args.build_dir, args.endpoint_name)
     if args.command == "rollback":
         return rollback.run(environment.load(environment.BUILD_VARIABLES), args.stage, args.build_dir)
+    if args.command in ("batch-upsert", "batch-run"):
+        # Imported here: batch-upsert needs the SageMaker SDK (requirements-batch.txt), no other job installs it.
+        from deploy.batch import run as batch_run
+
+        if args.command == "batch-run":
+            return batch_run.run(environment.load(environment.RESULTS_VARIABLES), args.stage, args.parameter)
+        from deploy.batch import upsert
+
+        settings = batch_run.stage_settings(args.stage)
+        return upsert.run(environment.load(environment.BUILD_VARIABLES), args.stage, args.build_dir, settings)
     return summary.run(environment.load(environment.RESULTS_VARIABLES))
 
 

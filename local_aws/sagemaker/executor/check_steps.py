@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from local_aws.sagemaker.executor import s3files, step_types
+from local_aws.sagemaker.executor import model_steps, s3files, step_types
 
 BASELINE_ROOT = "/opt/ml/processing/baseline"
 MODEL_ROOT = "/opt/ml/processing/shadow-endpoint-model"  # a local-stack addition: Clarify would call an endpoint
@@ -146,7 +146,7 @@ def shadow_endpoint_model(job: step_types.Job, model_name: str) -> dict[str, str
     another image would be served differently, so it is refused rather than explained with the wrong library.
     """
     model = job.sagemaker.describe_model(ModelName=model_name)
-    container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+    container = model_steps.serving_container(job.sagemaker, model)  # a package's model serves the package's
     image = container.get("Image", "")
     if not image.rsplit("/", 1)[-1].startswith(SHADOW_ENDPOINT_IMAGE):
         raise step_types.StepFailure(

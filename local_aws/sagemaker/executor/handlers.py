@@ -157,6 +157,9 @@ def _launch(execution: dict, definition: dict, context: api.Context, **plan) -> 
             "AWS_ACCESS_KEY_ID": api.DUMMY_ACCESS_KEY_ID,
             "AWS_SECRET_ACCESS_KEY": api.DUMMY_SECRET_ACCESS_KEY,
             "AWS_DEFAULT_REGION": context.region,
+            # The per-service endpoints too (EventBridge, SageMaker on the gateway): a step's own PutEvents is then
+            # recorded and routed through the rules like any other event, as on AWS.
+            **{k: v for k, v in context.environment.items() if k.startswith("AWS_ENDPOINT_URL_")},
         },
     )
     runner = Runner(execution, definition, settings, store, **plan)

@@ -5,6 +5,8 @@ The XGBoost serving container as batch transform drives it: each input object is
 model.tar.gz, loaded pickle first, then XGBoost's own format, as the runtime does) predicts, JoinSource Input
 puts the input record beside its prediction, the OutputFilter selects the columns kept, and the records are
 assembled one a line (AssembleWith Line) into `<object>.out`. Settings come in LOCAL_AWS_TRANSFORM (JSON).
+BatchStrategy MultiRecord sends mini-batches of as many records as fit in MaxPayloadInMB, SingleRecord one
+record a request; a record larger than MaxPayloadInMB fails the job, as batch transform refuses it.
 """
 
 from __future__ import annotations
@@ -53,17 +55,39 @@ def load_model():
         return booster
 
 
+def mini_batches(lines: list[str], strategy: str, max_payload_mb: int) -> list[list[str]]:
+    """The requests batch transform makes from one object's records (MaxPayloadInMB 0 means no limit)."""
+    limit = max_payload_mb * 1024 * 1024 or None
+    batches: list[list[str]] = []
+    size = 0
+    for line in lines:
+        record = len(line.encode()) + 1
+        if limit and record > limit:
+            raise SystemExit(f"transform: a record of {record} bytes exceeds MaxPayloadInMB {max_payload_mb}")
+        if strategy == "SingleRecord" or not batches or (limit and size + record > limit):
+            batches.append([])
+            size = 0
+        batches[-1].append(line)
+        size += record
+    return batches
+
+
 def main() -> int:
     import xgboost
 
     settings = json.loads(os.environ["LOCAL_AWS_TRANSFORM"])
     processing = settings.get("DataProcessing", {})
+    strategy, max_payload = settings.get("BatchStrategy", "MultiRecord"), int(settings.get("MaxPayloadInMB", 6))
     booster = load_model()
     objects = sorted(p for p in INPUT.rglob("*") if p.is_file())
     for source in objects:
-        records = [line.split(",") for line in source.read_text().splitlines() if line.strip()]
-        features = np.array([[float(v) for v in select(processing.get("InputFilter"), r)] for r in records])
-        predictions = booster.predict(xgboost.DMatrix(features)) if len(records) else []
+        lines = [line for line in source.read_text().splitlines() if line.strip()]
+        records = [line.split(",") for line in lines]
+        predictions = []
+        for batch in mini_batches(lines, strategy, max_payload):
+            rows = [[float(v) for v in select(processing.get("InputFilter"), line.split(","))] for line in batch]
+            predictions += [float(p) for p in booster.predict(xgboost.DMatrix(np.array(rows)))]
+        predictions = np.array(predictions, dtype=np.float32)
         lines = []
         for record, prediction in zip(records, predictions, strict=True):
             joined = record + [str(prediction)] if processing.get("JoinSource") == "Input" else [str(prediction)]

@@ -99,6 +99,10 @@ METADATA_MSE = "Mse"
 METADATA_RMSE = "Rmse"
 # The champion gate's figures in the package's metadata (champion_gate.SUMMARY_KEYS).
 GATE_METADATA = ("GateResult", "GateChampion", "GateRmse", "GateMae", "GateR2", "GateLabelShift", "GateTrainingSize")
+# The feature encoding travels with the model: the exact preprocess.py this build ran (content-addressed URI) and
+# its SHA-256. The deploy repo's batch inference runs that file (`--mode batch`) after checking the digest.
+METADATA_FEATURE_CODE = "FeatureCodeUrl"
+METADATA_FEATURE_CODE_DIGEST = "FeatureCodeSha256"
 
 # The check steps, named as in AWS's check-step example: check -> (Skip*, RegisterNew*, Supplied* kinds).
 CHECKS = {
@@ -146,6 +150,7 @@ def get_pipeline(
     session = sdk_env.pipeline_session(region, default_bucket)
     sdk_env.stage_clarify_configs(f"s3://{default_bucket}/{pipeline_name}/check-config")
     code = {Path(path).name: uri for path, uri in step_code(pipeline_name, default_bucket).items()}
+    feature_code_digest = hashlib.sha256((HERE / "preprocess.py").read_bytes()).hexdigest()
 
     input_data = ParameterString("InputDataUrl", default_value=f"s3://{default_bucket}/data/abalone/abalone.csv")
     processing_instance = ParameterString("ProcessingInstanceType", default_value="ml.m5.xlarge")
@@ -463,6 +468,8 @@ def get_pipeline(
                     )
                     for key in GATE_METADATA
                 },
+                METADATA_FEATURE_CODE: code["preprocess.py"],
+                METADATA_FEATURE_CODE_DIGEST: feature_code_digest,
             },
         ),
     )

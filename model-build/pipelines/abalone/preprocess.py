@@ -3,6 +3,10 @@
 Runs unchanged in the SageMaker scikit-learn container and on a laptop: every path is an argument
 whose default is the container path. The output CSVs have no header and the label first, as the
 built-in XGBoost algorithm expects. Self-contained on purpose: SageMaker uploads this one file.
+
+The same file is the model's feature encoding at inference: the registered package names it (S3 URI and
+SHA-256), and the deploy repo's batch inference pipeline runs it with `--mode batch`, which validates and
+encodes the rows the same way (the label is optional there) and writes N feature shards instead of splits.
 """
 
 from __future__ import annotations
@@ -49,14 +53,19 @@ def _rows(index) -> str:
     return ", ".join(lines) + (f" and {more} more" if more > 0 else "")
 
 
-def read_raw(path: str) -> pd.DataFrame:
-    """Read one abalone CSV, with or without a header row, as strings."""
+def read_raw(path: str, label_optional: bool = False) -> pd.DataFrame:
+    """Read one abalone CSV, with or without a header row, as strings (batch rows may lack the label)."""
     try:
         frame = pd.read_csv(path, header=None, dtype=str, skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty: expected the abalone columns {', '.join(COLUMNS)}") from None
     header = [str(v).strip().lower() for v in frame.iloc[0]]
     first_line = 1
+    if label_optional and frame.shape[1] == len(COLUMNS) - 1:
+        frame[len(COLUMNS) - 1] = None  # no label: an empty label column
+        if header == COLUMNS[:-1]:
+            frame.iloc[0, -1] = LABEL
+            header = COLUMNS
     if header == COLUMNS:
         frame = frame.iloc[1:]
         first_line = 2
@@ -75,7 +84,7 @@ def read_raw(path: str) -> pd.DataFrame:
     return frame
 
 
-def validate(frame: pd.DataFrame, source: str = "input") -> pd.DataFrame:
+def validate(frame: pd.DataFrame, source: str = "input", label_optional: bool = False) -> pd.DataFrame:
     """Check types and values; return numeric features and label. Raises DataError naming the rows."""
     problems = []
     sex = frame["sex"].str.strip().str.upper()
@@ -87,7 +96,7 @@ def validate(frame: pd.DataFrame, source: str = "input") -> pd.DataFrame:
         values = pd.to_numeric(frame[column], errors="coerce")
         missing = frame.index[frame[column].isna()]
         not_numbers = frame.index[values.isna() & frame[column].notna()]
-        if len(missing):
+        if len(missing) and not (column == LABEL and label_optional):
             what = "the target is missing" if column == LABEL else "empty values"
             problems.append(f"column {column}: {what} (lines {_rows(missing)})")
         if len(not_numbers):
@@ -176,12 +185,54 @@ def write_csv(frame: pd.DataFrame, output_dir: str, name: str, header: bool) -> 
     frame.to_csv(os.path.join(folder, f"{name}.csv"), header=header, index=False)
 
 
+def shard_bounds(rows: int, shards: int) -> list[tuple[int, int]]:
+    """Contiguous row ranges, one per shard, in input order (never an empty shard)."""
+    count = max(1, min(shards, rows))
+    edges = [round(i * rows / count) for i in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def batch(input_dir: str, output_dir: str, shards: int) -> int:
+    """Inference: the same validation and encoding, features only, in N shards for a sharded batch transform.
+
+    features/shard-NNNNN.csv: the encoded features (no label, no header), row order kept across shards;
+    drift/drift.csv: the rows in the raw schema with a header, as the data-quality baseline was computed;
+    explain/explain.csv: the first EXPLAIN_ROWS encoded rows, for the attribution drift check.
+    """
+    frames = [
+        validate(read_raw(path, label_optional=True), source=os.path.basename(path), label_optional=True)
+        for path in input_files(input_dir)
+    ]
+    clean = pd.concat(frames, ignore_index=True)
+    features = encode(clean).drop(columns=[LABEL])
+    folder = os.path.join(output_dir, "features")
+    os.makedirs(folder, exist_ok=True)
+    bounds = shard_bounds(len(features), shards)
+    for number, (start, end) in enumerate(bounds):
+        features.iloc[start:end].to_csv(os.path.join(folder, f"shard-{number:05d}.csv"), header=False, index=False)
+    # Without labels the drift data set has no label column: the check then reports it missing (see the README).
+    columns = COLUMNS if clean[LABEL].notna().all() else COLUMNS[:-1]
+    write_csv(clean[columns], output_dir, "drift", header=True)
+    os.makedirs(os.path.join(output_dir, "explain"), exist_ok=True)
+    features.iloc[:EXPLAIN_ROWS].to_csv(os.path.join(output_dir, "explain", "explain.csv"), header=False, index=False)
+    print(f"Preprocess (batch): {len(features)} rows in {len(bounds)} shards")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input-dir", default="/opt/ml/processing/input/data")
     parser.add_argument("--output-dir", default="/opt/ml/processing")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--mode", choices=("train", "batch"), default="train")
+    parser.add_argument("--shards", type=int, default=1, help="batch mode: number of feature shards")
     args = parser.parse_args(argv)
+    if args.mode == "batch":
+        try:
+            return batch(args.input_dir, args.output_dir, args.shards)
+        except DataError as error:
+            print(f"Preprocess failed: {error}", file=sys.stderr)
+            return 1
     try:
         frames = [validate(read_raw(path), source=os.path.basename(path)) for path in input_files(args.input_dir)]
         check_enough_rows(sum(len(frame) for frame in frames))

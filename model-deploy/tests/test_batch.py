@@ -1,0 +1,88 @@
+"""Batch inference pieces that need no stack: the retraining rule, drift distances, nDCG, the trigger template."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cfnlint.decode import decode
+
+from deploy.batch import postprocess
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE = REPO / "batch-schedule-template.yml"
+
+
+def record(breach: bool, number: int) -> dict:
+    return {"execution_id": f"e{number}", "time": f"2026-12-01T00:00:{number:02d}", "breach": breach}
+
+
+@pytest.mark.parametrize(
+    ("history", "retrain"),
+    [
+        ([True], False),  # one breach is not a trend
+        ([True, False, True], True),  # 2 of the last 3
+        ([True, True, False, False], False),  # the breaches left the window of 3
+        ([False, True, False, True], True),
+        ([True, True, True, True], True),
+    ],
+)
+def test_retraining_rule_needs_n_breaches_in_the_last_m_runs(history, retrain):
+    decision = postprocess.decide([record(b, i) for i, b in enumerate(history)], breaches=2, window=3)
+    assert decision["retrain"] is retrain
+    assert decision["runs_in_window"] == min(3, len(history))
+
+
+def test_ndcg_is_one_for_the_same_ranking_and_drops_when_the_top_features_lose_their_rank():
+    baseline = {"shell_weight": 2.0, "whole_weight": 1.0, "sex_I": 0.5, "length": 0.1}
+    assert postprocess.ndcg(baseline, {k: v * 3 for k, v in baseline.items()}) == pytest.approx(1.0)
+    swapped = {"shell_weight": 0.0, "whole_weight": 0.01, "sex_I": 0.5, "length": 0.3}
+    assert postprocess.ndcg(baseline, swapped) < 0.9
+
+
+def test_feature_distance_is_the_cdf_distance_at_the_baseline_buckets():
+    buckets = [{"lower_bound": i, "upper_bound": i + 1, "count": 10.0} for i in range(10)]
+    baseline = {"name": "x", "numerical_statistics": {"distribution": {"kll": {"buckets": buckets}}}}
+
+    def current(values):
+        sketch = {"buckets": [], "sketch": {"data": [values]}}
+        return {"name": "x", "numerical_statistics": {"distribution": {"kll": sketch}}}
+
+    same = current([i + 0.5 for i in range(10)])
+    shifted = current([i + 5.5 for i in range(10)])
+    assert postprocess.feature_distances({"features": [baseline]}, {"features": [same]}) == {"x": 0.0}
+    assert postprocess.feature_distances({"features": [baseline]}, {"features": [shifted]})["x"] == pytest.approx(0.5)
+
+
+def tool(name: str) -> str:
+    return shutil.which(name) or str(Path(sys.executable).with_name(name))
+
+
+def test_trigger_template_passes_cfn_lint():
+    run = subprocess.run([tool("cfn-lint"), str(TEMPLATE)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_schedule_and_s3_rule_start_exactly_the_stage_pipeline_with_least_privilege():
+    template, errors = decode(str(TEMPLATE))
+    assert not errors
+    resources = template["Resources"]
+    schedule = resources["Schedule"]["Properties"]
+    assert schedule["ScheduleExpressionTimezone"] == {"Ref": "ScheduleTimezone"}
+    names = [p["Name"] for p in schedule["Target"]["SageMakerPipelineParameters"]["PipelineParameterList"]]
+    assert "InputDataUrl" in names
+    rule = resources["InputRule"]["Properties"]
+    assert rule["EventPattern"]["source"] == ["aws.s3"] and rule["EventPattern"]["detail-type"] == ["Object Created"]
+    for role, service in (("SchedulerRole", "scheduler.amazonaws.com"), ("EventsRole", "events.amazonaws.com")):
+        properties = resources[role]["Properties"]
+        trust = properties["AssumeRolePolicyDocument"]["Statement"]
+        assert [s["Principal"]["Service"] for s in trust] == [service]
+        assert all("aws:SourceAccount" in s["Condition"]["StringEquals"] for s in trust)
+        statements = [s for p in properties["Policies"] for s in p["PolicyDocument"]["Statement"]]
+        assert [s["Action"] for s in statements] == ["sagemaker:StartPipelineExecution"]
+        resource = json.dumps(statements[0]["Resource"])
+        assert "pipeline/${PipelineName}" in resource and "*" not in resource

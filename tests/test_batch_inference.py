@@ -1,0 +1,158 @@
+"""Batch inference end to end on the local stack: the build registers a package, the deploy's batch pipeline
+scores files with exactly that version, checks drift against its baselines and applies the retraining rule.
+
+The commands are the ones CI runs (`run_pipeline run`, `python -m deploy build|batch-upsert|batch-run`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pandas as pd
+import pytest
+
+from local_aws import LocalStack
+from local_aws.sagemaker_runtime import models
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ABALONE_CSV = REPO_ROOT.parent / "shared" / "datasets" / "abalone.csv"
+ROLE = "arn:aws:iam::123456789012:role/pipeline"
+BUCKET = "sagemaker-local-artifacts"
+ROOT = f"s3://{BUCKET}/batch-inference/abalone/staging"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as env, LocalStack(state_dir=tmp_path_factory.mktemp("batch")) as running:
+        for name, value in running.env.items():
+            env.setenv(name, value)
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "CI_COMMIT_SHA", "CI_PIPELINE_URL", "INPUT_DATA_URL"):
+            env.delenv(name, raising=False)
+        for name, value in {
+            "SAGEMAKER_PROJECT_NAME": "abalone",
+            "SAGEMAKER_PROJECT_ID": "p-local",
+            "MODEL_PACKAGE_GROUP_NAME": "abalone",
+            "ARTIFACT_BUCKET": BUCKET,
+            "MODEL_EXECUTION_ROLE_ARN": ROLE,
+            "DEPLOY_POLL_SECONDS": "0.2",
+        }.items():
+            env.setenv(name, value)
+        boto3.client("s3").upload_file(str(ABALONE_CSV), BUCKET, "data/abalone/abalone.csv")
+        yield running
+
+
+@pytest.fixture(scope="module")
+def approved(stack, tmp_path_factory):
+    """A version built, registered and approved; the staging batch pipeline upserted on it."""
+    from deploy import __main__ as deploy_cli
+    from pipelines import run_pipeline
+
+    assert run_pipeline.main(["run", "--role-arn", ROLE, "--bucket", BUCKET, "--poll-seconds", "0.2"]) == 0
+    sagemaker = boto3.client("sagemaker")
+    arn = sagemaker.list_model_packages(ModelPackageGroupName="abalone", SortBy="CreationTime", SortOrder="Descending")[
+        "ModelPackageSummaryList"
+    ][0]["ModelPackageArn"]
+    sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+    build_dir = tmp_path_factory.mktemp("deploy-build")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MODEL_PACKAGE_ARN", arn)
+        assert deploy_cli.main(["--build-dir", str(build_dir), "build"]) == 0
+    assert deploy_cli.main(["--build-dir", str(build_dir), "batch-upsert", "staging"]) == 0
+    return {"arn": arn, "build_dir": build_dir, "record": json.loads((build_dir / "staging-batch.json").read_text())}
+
+
+def put_batch(name: str, frame: pd.DataFrame) -> str:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    boto3.client("s3").put_object(
+        Bucket=BUCKET, Key=f"batch-inference/abalone/staging/input/{name}/batch.csv", Body=buffer.getvalue().encode()
+    )
+    return f"{ROOT}/input/{name}/"
+
+
+def read(uri: str) -> bytes:
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def own_predictions(package_arn: str, raw: pd.DataFrame) -> np.ndarray:
+    """The registered model's predictions, computed here from its model.tar.gz and the training encoding."""
+    from pipelines.abalone import preprocess
+
+    package = boto3.client("sagemaker").describe_model_package(ModelPackageName=package_arn)
+    url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    predictor = models.load_predictor(read(url), url)  # as the runtime serves it (the endpoint's own answers)
+    encoded = preprocess.encode(preprocess.validate(raw.astype(str), label_optional=True)).drop(columns=["rings"])
+    return np.asarray(predictor.predict(encoded.to_numpy()), dtype=np.float32)
+
+
+def run_batch(input_uri: str, *extra: str) -> dict:
+    from deploy.batch import run as batch_run
+    from deploy.environment import RESULTS_VARIABLES, load
+
+    parameters = {"InputDataUrl": input_uri, "RetrainBreaches": "2", "RetrainWindow": "3"}
+    parameters.update(pair.split("=", 1) for pair in extra)
+    return batch_run.execute(load(RESULTS_VARIABLES), "staging", parameters)
+
+
+def drifted(frame: pd.DataFrame) -> pd.DataFrame:
+    # Heavier animals, and the two weights the model leans on most fixed at one value: their attributions vanish.
+    shifted = frame.copy()
+    for column in ("whole_weight", "shucked_weight", "viscera_weight"):
+        shifted[column] = shifted[column] * 1.8
+    shifted["shell_weight"] = shifted["shell_weight"].median()
+    return shifted
+
+
+@pytest.fixture(scope="module")
+def sample() -> pd.DataFrame:
+    return pd.read_csv(ABALONE_CSV).sample(300, random_state=7).reset_index(drop=True)
+
+
+def test_clean_batch_scores_every_row_with_the_approved_version_and_finds_no_drift(approved, sample):
+    summary = run_batch(put_batch("clean", sample))
+    assert summary["model_package_arn"] == approved["arn"]
+    assert summary["rows"] == len(sample)
+    execution = summary["execution_id"]
+    predictions = np.loadtxt(io.BytesIO(read(f"{ROOT}/executions/{execution}/Postprocess/predictions/predictions.csv")))
+    assert len(predictions) == len(sample)
+    np.testing.assert_array_equal(predictions.astype(np.float32), own_predictions(approved["arn"], sample))
+    assert summary["checks"]["data_quality"]["ran"] and summary["checks"]["feature_attribution"]["ran"]
+    assert summary["violation_count"] == 0, summary["checks"]
+    assert summary["attribution_ndcg"] > 0.9
+    assert set(summary["feature_distances"]) >= {"sex", "length", "shell_weight"}
+    assert summary["decision"]["retrain"] is False
+
+
+def test_drifted_batches_are_flagged_and_the_rule_asks_for_retraining_on_the_second(approved, sample, stack):
+    first = run_batch(put_batch("drift-1", drifted(sample)))
+    kinds = {v["constraint_check_type"] for v in first["checks"]["data_quality"]["violations"]}
+    assert "baseline_drift_check" in kinds
+    assert first["checks"]["feature_attribution"]["violations"], first["attribution_ndcg"]
+    assert first["attribution_ndcg"] < 0.9 and first["breach"]
+    # One breach in the window so far (the clean run before it did not break the threshold): no retraining yet.
+    assert first["decision"]["retrain"] is False
+    second = run_batch(put_batch("drift-2", drifted(sample.iloc[::-1])))
+    assert second["decision"]["retrain"] is True and second["decision"]["broken_in_window"] == 2
+    assert second["decision"]["event_id"]
+    events = [json.loads(line) for line in (Path(stack.state_dir) / "events.jsonl").read_text().splitlines()]
+    retrain = [e for e in events if e.get("detail-type") == "Batch Inference Retraining Recommended"]
+    assert retrain and retrain[-1]["detail"]["model_package_arn"] == approved["arn"]
+
+
+def test_transform_runs_the_instance_count_each_over_its_own_shards(approved, sample):
+    summary = run_batch(put_batch("clean", sample), "ShardCount=5")
+    sagemaker = boto3.client("sagemaker")
+    steps = sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=summary["execution_arn"])
+    transform = next(s for s in steps["PipelineExecutionSteps"] if s["StepName"] == "Transform")
+    job = sagemaker.describe_transform_job(TransformJobName=transform["Metadata"]["TransformJob"]["Arn"].split("/")[-1])
+    assert job["TransformResources"]["InstanceCount"] == 2 and job["BatchStrategy"] == "MultiRecord"
+    outputs = boto3.client("s3").list_objects_v2(
+        Bucket=BUCKET, Prefix=f"batch-inference/abalone/staging/executions/{summary['execution_id']}/Transform/"
+    )["Contents"]
+    assert sorted(Path(o["Key"]).name for o in outputs) == [f"shard-{i:05d}.csv.out" for i in range(5)]
+    assert summary["rows"] == len(sample)
