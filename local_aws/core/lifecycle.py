@@ -72,7 +72,7 @@ def read_state(state_dir: Path, unreadable: Callable[[str], None] | None = None)
         return None
     except (ValueError, OSError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         info = f"{type(error).__name__}: {error}"
-    if isinstance(info, dict) and isinstance(info.get("pid"), int) and isinstance(info.get("env"), dict):
+    if isinstance(info, dict) and isinstance(info.get("pid"), int):
         return info
     if unreadable is not None:
         unreadable(f"ignored {path}: not a stack description ({str(info)[:120]})")
@@ -329,9 +329,9 @@ class LocalStack:
                 for message in info.get("recovered", []):
                     self.progress(message)
                 self.progress(
-                    f"local stack ready in {self.startup_seconds:.2f} s (PID {info['pid']}, "
-                    f"{info.get('restored_requests', 0)} AWS requests replayed): "
-                    f"gateway {info['gateway_url']}, moto {info['moto_url']}"
+                    f"local stack ready in {self.startup_seconds:.2f} s (PID {info['pid']}): "
+                    f"gateway {info['gateway_url']}, moto {info['moto_url']}; "
+                    f"{info.get('restored_requests', 0)} recorded AWS requests replayed"
                 )
                 return info
             if self._process.poll() == EXIT_LOCKED:
