@@ -228,6 +228,9 @@ def _replaced_by(entry: Entry, copied: set[str], versioned: set[str]) -> tuple |
     shape = tuple(sorted(fields))
     if service == "sagemaker" and action == "UpdatePipeline":
         return ("sagemaker", fields.get("PipelineName"), shape)
+    if service == "sagemaker" and action == "AddTags":  # each pipeline upsert tags it again
+        keys = tuple(sorted(tag.get("Key", "") for tag in fields.get("Tags", [])))
+        return ("sagemaker-tags", fields.get("ResourceArn"), keys)
     if service == "events" and action == "PutRule":
         return ("events-rule", fields.get("EventBusName"), fields.get("Name"), shape)
     if service == "events" and action == "PutTargets":
