@@ -170,6 +170,7 @@ def measure_state_growth(demos: int = 100, times: int = 5) -> list[tuple[str, st
             finally:
                 stack.stop()
         figures: dict[Path, list[float]] = {one_state: [], many_state: []}
+        cpu: dict[Path, list[float]] = {one_state: [], many_state: []}
         replayed: dict[Path, int] = {}
         for _ in range(times + 1):  # the first round compacts the journals: not counted
             for state in figures:
@@ -177,11 +178,16 @@ def measure_state_growth(demos: int = 100, times: int = 5) -> list[tuple[str, st
                 replayed[state] = stack.info["restored_requests"]
                 stack.stop()
                 figures[state].append(took)
+                cpu[state].append(stack.info["startup_cpu_seconds"])
     one, many = (sorted(figures[state][1:])[times // 2] for state in (one_state, many_state))
+    one_cpu, many_cpu = (sorted(cpu[state][1:])[times // 2] for state in (one_state, many_state))
     return [
         ("local stack start, state of 1 demo (median)", f"{one:.2f} s", f"{replayed[one_state]} requests"),
         (f"local stack start, state of {demos} demos (median)", f"{many:.2f} s", f"{replayed[many_state]} requests"),
         (f"  ratio ({demos} demos / 1)", f"{many / one:.2f}x", "< 1.2x"),
+        ("  server CPU time to start, state of 1 demo (median)", f"{one_cpu:.2f} s", ""),
+        (f"  server CPU time to start, state of {demos} demos (median)", f"{many_cpu:.2f} s", ""),
+        (f"  CPU ratio ({demos} demos / 1; the neighbours' load left out)", f"{many_cpu / one_cpu:.2f}x", "< 1.2x"),
     ]
 
 
