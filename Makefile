@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 # No PYTHONPATH: every package is installed into .venv (editable), so imports work from any folder.
 EDITABLE := -e . -e model-build -e model-deploy -e cloudformation
 
-.PHONY: help venv bwrap test lint unit lock demo bench clean stack-up stack-down stack-status checkov taskcat-lint package
+.PHONY: help venv bwrap test lint unit lock demo bench soak clean stack-up stack-down stack-status checkov taskcat-lint package
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -103,6 +103,10 @@ demo: venv gitlab-ci-local images ## The whole loop offline: build -> register -
 bench: venv gitlab-ci-local images ## Print speed figures: definition build, pipeline cold/cached, runtime latency, whole demo
 	@echo "==> make bench: measuring on this machine (about a minute)"
 	@$(PY) scripts/bench
+
+soak: venv ## Durability: 20 builds and deploys on one stack state, restarted and SIGKILLed in between (~10 min)
+	@echo "==> make soak: 20 rounds of build, approve, deploy staging and prod, with restarts and a killed server"
+	@$(PY) scripts/soak
 
 stack-up: venv ## Start the local stack in the background (moto + SageMaker gateway); state in .local/
 	@scripts/local-stack up

@@ -17,8 +17,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from local_aws.core.lifecycle import UNSET_VARIABLES, LocalStack, LocalStackError, default_state_dir
-from local_aws.events.bus import EVENTS_FILE, read_events
+from local_aws.core.lifecycle import UNSET_VARIABLES, LocalStack, LocalStackError, default_state_dir, lock_holder
+from local_aws.events.bus import EVENTS_FILE, scan_events
 
 SCRIPT = "scripts/local-stack"
 EXIT_STOPPED = 3  # as `systemctl status` / LSB: "not running"
@@ -63,9 +63,17 @@ def down(stack: LocalStack) -> int:
 def status(stack: LocalStack) -> int:
     info = stack.running()
     if info is None:
+        orphan = lock_holder(stack.state_dir)
+        if orphan is not None:
+            print(f"local stack: running as PID {orphan}, but without a readable stack.json (state {stack.state_dir}).")
+            print(f"  Stop it with `{_self_command(stack)} down`, then start it again.")
+            return 1
         print(f"local stack: stopped (state {stack.state_dir})")
         return EXIT_STOPPED
-    emitted = read_events(stack.state_dir)
+    scanned = scan_events(stack.state_dir)
+    for message in scanned.dropped(EVENTS_FILE):
+        print(message.replace("dropped", "ignored", 1))
+    emitted = scanned.entries
     print(f"local stack: running, PID {info['pid']}, since {info['started_at']}")
     print(f"  gateway (SageMaker API + runtime): {info['gateway_url']}")
     print(f"  moto (every other service):        {info['moto_url']}")

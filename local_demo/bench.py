@@ -5,6 +5,7 @@
 - the local SageMaker runtime: p50/p99 latency and throughput, 1 and 100 rows per request
                                                                         target p50 < 5 ms (1 row)
 - `make demo` from start to end ........................................ target < 60 s
+- the local stack's start time after 1 and after 100 demos' worth of state .. target < 1.2x
 Figures are printed, not asserted: a slow run is information, not a failed build.
 """
 
@@ -14,6 +15,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,7 +26,7 @@ import boto3
 
 from local_aws import LocalStack
 from local_aws.sagemaker_runtime.bench import format_figures, measure
-from local_demo import abalone_data
+from local_demo import abalone_data, soak
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,11 +112,97 @@ def measure_demo() -> float:
     return took
 
 
+def synthesize_demos(stack: LocalStack, demos: int) -> None:
+    """What `demos - 1` more demos leave in the AWS state, after one real build and deploy: per demo a new
+    package, its approval, the pipeline upserted and tagged again, the data uploaded again, and staging and
+    prod updated to the new version (the requests those commands send, without their minutes of waiting)."""
+    sagemaker, cloudformation, s3 = (stack.client(name) for name in ("sagemaker", "cloudformation", "s3"))
+    first = sagemaker.describe_model_package(ModelPackageName=soak.packages(sagemaker)[0]["ModelPackageArn"])
+    pipeline = sagemaker.describe_pipeline(PipelineName="abalone-build")
+    tags = sagemaker.list_tags(ResourceArn=pipeline["PipelineArn"])["Tags"]
+    data_key = "data/abalone/bench.csv"
+    stacks = [s for s in cloudformation.describe_stacks()["Stacks"] if s["StackName"].endswith(("staging", "prod"))]
+    for _ in range(demos - 1):
+        arn = sagemaker.create_model_package(
+            ModelPackageGroupName=first["ModelPackageGroupName"],
+            InferenceSpecification=first["InferenceSpecification"],
+            CustomerMetadataProperties=first.get("CustomerMetadataProperties", {}),
+        )["ModelPackageArn"]
+        sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved", ApprovalDescription="bench")
+        sagemaker.update_pipeline(
+            PipelineName="abalone-build", PipelineDefinition=pipeline["PipelineDefinition"], RoleArn=ROLE
+        )
+        sagemaker.add_tags(ResourceArn=pipeline["PipelineArn"], Tags=tags)
+        s3.put_object(Bucket=stack.env["ARTIFACT_BUCKET"], Key=data_key, Body=arn.encode())
+        for deployed in stacks:
+            parameters = [
+                {
+                    "ParameterKey": p["ParameterKey"],
+                    "ParameterValue": arn if p["ParameterKey"] == "ModelPackageArn" else p["ParameterValue"],
+                }
+                for p in deployed["Parameters"]
+            ]
+            template = cloudformation.get_template(StackName=deployed["StackId"])["TemplateBody"]
+            body = template if isinstance(template, str) else json.dumps(template)
+            cloudformation.update_stack(
+                StackName=deployed["StackId"], TemplateBody=body, Parameters=parameters, Tags=deployed["Tags"]
+            )
+
+
+def measure_state_growth(demos: int = 100, times: int = 5) -> list[tuple[str, str, str]]:
+    """Start time with one demo's state and with `demos`' worth, measured in turns (a shared machine's load
+    drifts: taking all of one, then all of the other, would measure the drift)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        one_state, many_state = Path(scratch) / "one", Path(scratch) / "many"
+        stack, _ = soak.start(one_state)
+        try:
+            data = abalone_data.resolve(os.environ.get("DATA"))
+            data_uri = abalone_data.upload(data, stack.client("s3"), stack.env["ARTIFACT_BUCKET"])
+            soak.build_and_deploy(stack, 1, data_uri, Path(scratch) / "build")
+        finally:
+            stack.stop()
+        shutil.copytree(one_state, many_state)
+        print(f"    one real demo done; synthesizing {demos - 1} more", flush=True)
+        for done in range(1, demos, 10):  # an `up` and `down` every 10 demos, as each demo has its own
+            stack, _ = soak.start(many_state)
+            try:
+                synthesize_demos(stack, min(10, demos - done) + 1)
+            finally:
+                stack.stop()
+        figures: dict[Path, list[float]] = {one_state: [], many_state: []}
+        cpu: dict[Path, list[float]] = {one_state: [], many_state: []}
+        replayed: dict[Path, int] = {}
+        for _ in range(times + 1):  # the first round compacts the journals: not counted
+            for state in figures:
+                stack, took = soak.start(state)
+                replayed[state] = stack.info["restored_requests"]
+                stack.stop()
+                figures[state].append(took)
+                cpu[state].append(stack.info["startup_cpu_seconds"])
+    one, many = (sorted(figures[state][1:])[times // 2] for state in (one_state, many_state))
+    one_cpu, many_cpu = (sorted(cpu[state][1:])[times // 2] for state in (one_state, many_state))
+    return [
+        ("local stack start, state of 1 demo (median)", f"{one:.2f} s", f"{replayed[one_state]} requests"),
+        (f"local stack start, state of {demos} demos (median)", f"{many:.2f} s", f"{replayed[many_state]} requests"),
+        (f"  ratio ({demos} demos / 1)", f"{many / one:.2f}x", "< 1.2x"),
+        ("  server CPU time to start, state of 1 demo (median)", f"{one_cpu:.2f} s", ""),
+        (f"  server CPU time to start, state of {demos} demos (median)", f"{many_cpu:.2f} s", ""),
+        (f"  CPU ratio ({demos} demos / 1; the neighbours' load left out)", f"{many_cpu / one_cpu:.2f}x", "< 1.2x"),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-demo", action="store_true", help="leave out the whole-demo timing")
+    parser.add_argument("--only-start", action="store_true", help="only the start time after 1 and 100 demos")
     args = parser.parse_args(argv)
     results: list[tuple[str, str, str]] = []
+
+    print("==> Local stack start time after 1 and after 100 demos' worth of state", flush=True)
+    results += measure_state_growth()
+    if args.only_start:
+        _print(results)
+        return 0
 
     print("==> Pipeline definition (a fresh process: SDK import + build)", flush=True)
     definition = measure_definition()
@@ -151,10 +239,14 @@ def main(argv: list[str] | None = None) -> int:
         print("==> make demo, start to end", flush=True)
         results.append(("make demo, whole loop", f"{measure_demo():.1f} s", "< 60 s"))
 
+    _print(results)
+    return 0
+
+
+def _print(results: list[tuple[str, str, str]]) -> None:
     print("\n" + "=" * 78 + "\nBenchmark figures (this machine, one run)")
     for name, value, target in results:
         print(f"  {name:<62} {value:>10}  {target}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@
     # already running when the block began is left running
 
 State lives in the state folder (`.local/` at the repo root unless told otherwise):
-`stack.json` (what is running: PID, URLs, environment), `logs/server.log`, `events.jsonl`.
+`stack.json` (what is running: PID, URLs, environment), `stack.lock` (held by the server: one stack per
+folder), `logs/server.log`, `events.jsonl`. A stack.json that cannot be read is reported and ignored: the
+lock's PID still lets `down` stop the server it describes.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from local_aws.core import statelock
 from local_aws.core.api import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +38,7 @@ ARTIFACT_BUCKET = "sagemaker-local-artifacts"
 MODEL_PACKAGE_GROUP = "abalone"
 STATE_FILE = "stack.json"
 SERVER_MODULE = "local_aws.core.server"
+EXIT_LOCKED = 75  # the server's exit code when another server holds the folder (local_aws.core.server)
 # The project's local GitLab runs in the stack's server, so an approval deploys through the template's rule
 # and trigger Lambda as on AWS (see local_gitlab.service).
 DEFAULT_PLUGINS = ("local_gitlab.service",)
@@ -63,11 +67,20 @@ def log_path(state_dir: Path) -> Path:
     return Path(state_dir) / "logs" / "server.log"
 
 
-def read_state(state_dir: Path) -> dict[str, Any] | None:
+def read_state(state_dir: Path, unreadable: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+    """stack.json, or None when there is none or it cannot be read (then `unreadable(why)` is told)."""
+    path = Path(state_dir) / STATE_FILE
     try:
-        return json.loads((Path(state_dir) / STATE_FILE).read_text(encoding="utf-8"))
+        info = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
+    except (ValueError, OSError) as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        info = f"{type(error).__name__}: {error}"
+    if isinstance(info, dict) and isinstance(info.get("pid"), int):
+        return info
+    if unreadable is not None:
+        unreadable(f"ignored {path}: not a stack description ({str(info)[:120]})")
+    return None
 
 
 def write_state(state_dir: Path, info: dict[str, Any]) -> None:
@@ -78,10 +91,18 @@ def write_state(state_dir: Path, info: dict[str, Any]) -> None:
 
 
 def remove_state(state_dir: Path, pid: int | None = None) -> None:
-    """Remove stack.json; with `pid`, only if it still describes that process."""
+    """Remove stack.json; with `pid`, only if it still describes that process (an unreadable one goes too)."""
     info = read_state(state_dir)
-    if info is not None and (pid is None or info.get("pid") == pid):
+    if info is None or pid is None or info.get("pid") == pid:
         (Path(state_dir) / STATE_FILE).unlink(missing_ok=True)
+
+
+def lock_holder(state_dir: Path) -> int | None:
+    """The PID of the live server holding the folder's lock, from the lock file (see statelock)."""
+    pid = statelock.recorded_pid(state_dir)
+    if pid is not None and process_alive(pid) and SERVER_MODULE in process_command(pid):
+        return pid
+    return None
 
 
 def stack_environment(info: Mapping[str, Any]) -> dict[str, str]:
@@ -188,8 +209,8 @@ class LocalStack:
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Stop the server by its PID, with its process group. True if something was running."""
-        info = read_state(self.state_dir)
-        pid = info["pid"] if info else (self._process.pid if self._process else None)
+        info = read_state(self.state_dir, unreadable=self.progress)
+        pid = info["pid"] if info else (self._process.pid if self._process else lock_holder(self.state_dir))
         if pid is None or not self._alive(pid):
             remove_state(self.state_dir)
             self._reap()
@@ -216,9 +237,11 @@ class LocalStack:
         return True
 
     def running(self) -> dict[str, Any] | None:
-        """stack.json if its server is alive; a stale stack.json is removed."""
-        info = read_state(self.state_dir)
+        """stack.json if its server is alive; a stale or unreadable stack.json is removed."""
+        info = read_state(self.state_dir, unreadable=self.progress)
         if info is None:
+            if (self.state_dir / STATE_FILE).exists():
+                remove_state(self.state_dir)
             return None
         if self._alive(info["pid"]) and SERVER_MODULE in process_command(info["pid"]):
             return info
@@ -280,7 +303,8 @@ class LocalStack:
             )
 
     def _launch(self, timeout: float) -> dict[str, Any]:
-        remove_state(self.state_dir)
+        # No clean-up of stack.json here: `running` removed a stale one, and a fresh one may be a server
+        # that another `up` started a moment ago (the lock decides which server lives).
         log_file = log_path(self.state_dir)
         log_file.parent.mkdir(parents=True, exist_ok=True)
         region = self.region or DEFAULT_REGION
@@ -306,11 +330,18 @@ class LocalStack:
             info = read_state(self.state_dir)
             if info is not None and info.get("pid") == self._process.pid:
                 self.startup_seconds = time.monotonic() - started
+                for message in info.get("recovered", []):
+                    self.progress(message)
                 self.progress(
                     f"local stack ready in {self.startup_seconds:.2f} s (PID {info['pid']}): "
-                    f"gateway {info['gateway_url']}, moto {info['moto_url']}"
+                    f"gateway {info['gateway_url']}, moto {info['moto_url']}; "
+                    f"{info.get('restored_requests', 0)} recorded AWS requests replayed"
                 )
                 return info
+            if self._process.poll() == EXIT_LOCKED:
+                self._process = None
+                holder = statelock.recorded_pid(self.state_dir)
+                raise LocalStackError(str(statelock.StackLocked(self.state_dir, holder)))
             if self._process.poll() is not None:
                 raise LocalStackError(
                     f"the local stack server exited with code {self._process.returncode} during startup. "

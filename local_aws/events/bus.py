@@ -18,13 +18,14 @@ traceback and the event id, and the other subscribers still get the event.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from local_aws.core import journal
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,9 @@ class EventBus:
     def emit(self, event: Event) -> None:
         """Record the event and queue it for the subscribers; returns at once."""
         if self.log_path is not None:
-            line = json.dumps(event, separators=(",", ":"), default=str) + "\n"
             with self._lock:  # one writer at a time: lines never interleave
                 self.log_path.parent.mkdir(parents=True, exist_ok=True)
-                with self.log_path.open("a", encoding="utf-8") as stream:
-                    stream.write(line)
+                journal.append(self.log_path, event)  # one write: a crash never leaves half an event
         log.info("event %s: %s %s", event.get("id"), event.get("detail-type"), event.get("resources"))
         self._ensure_worker()
         self._queue.put(event)
@@ -123,9 +122,11 @@ def close(timeout: float = 10.0) -> None:
 
 
 def read_events(state_dir: Path, detail_type: str | None = None) -> list[Event]:
-    """The events a stack has emitted so far (from any process), oldest first."""
-    path = Path(state_dir) / EVENTS_FILE
-    if not path.exists():
-        return []
-    found = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """The events a stack has emitted so far (from any process), oldest first; unreadable lines left out
+    (`scan_events` says how many)."""
+    found = scan_events(state_dir).entries
     return [event for event in found if detail_type is None or event.get("detail-type") == detail_type]
+
+
+def scan_events(state_dir: Path) -> journal.Read:
+    return journal.read(Path(state_dir) / EVENTS_FILE)

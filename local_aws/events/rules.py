@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from local_aws.awslambda.invoke import invoke
-from local_aws.core import api
+from local_aws.core import api, journal
 from local_aws.events import transform
 from local_aws.events.responses import matches
 
@@ -75,8 +75,8 @@ class Router:
             log.exception("rule %s: target %s failed on event %s", rule, target["Arn"], event.get("id"))
             record |= {"status": "failed", "error": f"{type(error).__name__}: {error}"}
         record["time"] = dt.datetime.now(dt.UTC).isoformat()
-        with self._lock, self.deliveries.open("a", encoding="utf-8") as stream:
-            stream.write(json.dumps(record, default=str) + "\n")
+        with self._lock:
+            journal.append(self.deliveries, record)
 
     def _send(self, target: dict[str, Any], payload: Any, context: api.Context | None = None) -> Any:
         context = context or self.context
@@ -112,7 +112,4 @@ def _rules(events) -> list[dict[str, Any]]:
 
 
 def read_deliveries(state_dir: Path) -> list[dict[str, Any]]:
-    path = Path(state_dir) / DELIVERIES_FILE
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return journal.read(Path(state_dir) / DELIVERIES_FILE).entries  # a line a crash cut short is left out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from local_aws import LocalStack
 
 
@@ -22,3 +24,136 @@ def test_state_survives_a_restart_and_a_new_folder_starts_empty(tmp_path):
         sagemaker = stack.client("sagemaker")
         groups = sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]
         assert "kept-group" not in {g["ModelPackageGroupName"] for g in groups}
+
+
+# --- durability: every test below reproduces a defect of the first recorder -----------------------------
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = (REPO_ROOT / "model-deploy" / "endpoint-config-template.yml").read_text()
+ROLE = "arn:aws:iam::123456789012:role/local-stack-tests"
+IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+
+
+def register(sagemaker, version_label: str) -> str:
+    return sagemaker.create_model_package(
+        ModelPackageGroupName="abalone",
+        ModelPackageDescription=version_label,
+        InferenceSpecification={
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://sagemaker-local-artifacts/{version_label}.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        ModelApprovalStatus="Approved",
+    )["ModelPackageArn"]
+
+
+def deploy(cloudformation, stage: str, package_arn: str, stack_id: str | None = None) -> str:
+    """What `python -m deploy deploy STAGE` sends: create the stage's stack, or update it by its ARN."""
+    parameters = {
+        "SageMakerProjectName": "abalone",
+        "SageMakerProjectId": "p-local",
+        "StageName": stage,
+        "ModelPackageArn": package_arn,
+        "ModelExecutionRoleArn": ROLE,
+        "ArtifactBucket": "sagemaker-local-artifacts",
+    }
+    arguments = {
+        "TemplateBody": TEMPLATE,
+        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        "Tags": [{"Key": "stage", "Value": stage}],
+    }
+    if stack_id is None:
+        return cloudformation.create_stack(StackName=f"sagemaker-abalone-{stage}", **arguments)["StackId"]
+    cloudformation.update_stack(StackName=stack_id, **arguments)
+    return stack_id
+
+
+def served(stack, stack_id: str) -> tuple[dict, str]:
+    """(the stack's outputs, the package its endpoint really serves: endpoint -> config -> model -> package)."""
+    cloudformation, sagemaker = stack.client("cloudformation"), stack.client("sagemaker")
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in cloudformation.describe_stacks(StackName=stack_id)["Stacks"][0]["Outputs"]
+    }
+    endpoint = sagemaker.describe_endpoint(EndpointName=outputs["EndpointName"])
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    return outputs, model["PrimaryContainer"]["ModelPackageName"]
+
+
+def test_after_a_restart_staging_and_prod_serve_their_last_versions(tmp_path):
+    with LocalStack(state_dir=tmp_path, local_gitlab=False) as stack:
+        cloudformation, sagemaker = stack.client("cloudformation"), stack.client("sagemaker")
+        versions = [register(sagemaker, f"v{n}") for n in (1, 2, 3)]
+        staging = deploy(cloudformation, "staging", versions[0])
+        prod = deploy(cloudformation, "prod", versions[0])
+        for version in versions[1:]:  # each stage updated twice, by its stack ARN, as the deploy CLI does
+            deploy(cloudformation, "staging", version, staging)
+        deploy(cloudformation, "prod", versions[1], prod)
+        deploy(cloudformation, "prod", versions[0], prod)  # and a rollback: back to the first version
+        before = {stage: served(stack, stack_id) for stage, stack_id in (("staging", staging), ("prod", prod))}
+        assert before["staging"][1] == versions[2] and before["prod"][1] == versions[0]
+
+    with LocalStack(state_dir=tmp_path, local_gitlab=False) as stack:
+        after = {stage: served(stack, stack_id) for stage, stack_id in (("staging", staging), ("prod", prod))}
+        assert after == before  # the same versions, and the same stack ids and generated resource names
+        deploy(stack.client("cloudformation"), "prod", versions[2], prod)  # the stack ARN still works
+        assert served(stack, prod)[1] == versions[2]
+        before = {stage: served(stack, stack_id) for stage, stack_id in (("staging", staging), ("prod", prod))}
+
+    with LocalStack(state_dir=tmp_path, local_gitlab=False) as stack:
+        assert {stage: served(stack, stack_id) for stage, stack_id in (("staging", staging), ("prod", prod))} == before
+
+
+def replayed_after_restart(state_dir: Path) -> int:
+    with LocalStack(state_dir=state_dir, local_gitlab=False) as stack:
+        return stack.info["restored_requests"]
+
+
+def test_the_replay_grows_with_the_state_not_with_the_number_of_deploys(tmp_path):
+    """Start time is bounded: the journal is compacted, so 10 deploys replay as one, and 10 uploads of one
+    object as one. What is left is the state itself: here, one model package per deploy."""
+    counts = {}
+    for rounds in (1, 10):
+        state = tmp_path / f"rounds-{rounds}"
+        for _ in range(rounds):  # one `up`, build, deploy, `down` per round, as a demo does
+            with LocalStack(state_dir=state, local_gitlab=False) as stack:
+                cloudformation, sagemaker, s3 = (stack.client(name) for name in ("cloudformation", "sagemaker", "s3"))
+                package = register(sagemaker, f"v{len(list_packages(sagemaker)) + 1}")
+                stacks = cloudformation.describe_stacks()["Stacks"]
+                deploy(cloudformation, "staging", package, stacks[0]["StackId"] if stacks else None)
+                s3.put_object(Bucket=stack.env["ARTIFACT_BUCKET"], Key="data/abalone.csv", Body=package.encode())
+                before = served(stack, "sagemaker-abalone-staging")
+        counts[rounds] = replayed_after_restart(state)
+        with LocalStack(state_dir=state, local_gitlab=False) as stack:
+            assert served(stack, "sagemaker-abalone-staging") == before
+            body = stack.client("s3").get_object(Bucket=stack.env["ARTIFACT_BUCKET"], Key="data/abalone.csv")["Body"]
+            assert body.read() == before[1].encode()
+            assert len(list_packages(stack.client("sagemaker"))) == rounds
+    # 9 more packages and the stack's one update the other 8 are compacted into; not 9 more deploys,
+    # uploads and `up` bootstraps.
+    assert counts[10] == counts[1] + 9 + 1
+    assert replayed_after_restart(tmp_path / "rounds-10") == counts[10]  # and it stays compacted
+
+
+def list_packages(sagemaker) -> list[dict]:
+    return sagemaker.list_model_packages(ModelPackageGroupName="abalone")["ModelPackageSummaryList"]
+
+
+def test_a_truncated_recording_starts_and_says_what_it_dropped(tmp_path):
+    with LocalStack(state_dir=tmp_path, local_gitlab=False) as stack:
+        stack.client("sagemaker").create_model_package_group(ModelPackageGroupName="kept-group")
+    recording = tmp_path / "moto-recording.jsonl"
+    with recording.open("ab") as stream:  # a crash in the middle of a write
+        stream.write(b'{"headers": {"Authorization": "AWS4-HMAC-SHA256 Credential=testing/2026')
+
+    said = []
+    with LocalStack(state_dir=tmp_path, local_gitlab=False, progress=said.append) as stack:
+        groups = stack.client("sagemaker").list_model_package_groups()["ModelPackageGroupSummaryList"]
+        assert "kept-group" in {g["ModelPackageGroupName"] for g in groups}
+    assert "dropped 1 truncated line of moto-recording.jsonl" in said
+    assert recording.read_bytes().endswith(b"\n")  # mended: the next append starts a line of its own
+
+    said.clear()
+    with LocalStack(state_dir=tmp_path, local_gitlab=False, progress=said.append):
+        pass
+    assert not [message for message in said if "dropped" in message]

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from local_aws import LocalStack, LocalStackError
-from local_aws.core.lifecycle import group_members, process_alive, read_state
+from local_aws.core.lifecycle import group_members, process_alive, process_command, read_state
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_STACK_CLI = REPO_ROOT / "scripts" / "local-stack"
+ROLE = "arn:aws:iam::123456789012:role/local-stack-tests"
 CHILD_PLUGIN = """
 import os, subprocess
 from pathlib import Path
@@ -230,3 +231,109 @@ def bucket_is_encrypted(variables: dict[str, str]) -> bool:
     rules = s3.get_bucket_encryption(Bucket=variables["ARTIFACT_BUCKET"])["ServerSideEncryptionConfiguration"]["Rules"]
     blocked = s3.get_public_access_block(Bucket=variables["ARTIFACT_BUCKET"])["PublicAccessBlockConfiguration"]
     return rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256" and all(blocked.values())
+
+
+def local_stack_cli(state: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(LOCAL_STACK_CLI), *args, "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_corrupt_stack_json_or_events_jsonl_is_reported_and_ignored(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "stack.json").write_text('{"pid": 12')  # cut short by a full disk
+    (state / "events.jsonl").write_text('{"id": "1", "detail-type": "x"}\nnot json\n{"id": "3", "det')
+
+    status = local_stack_cli(state, "status")
+    assert status.returncode == 3 and "stopped" in status.stdout
+    assert f"ignored {state / 'stack.json'}: not a stack description" in status.stdout
+    assert local_stack_cli(state, "down").returncode == 0
+
+    up = local_stack_cli(state, "up")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "dropped 1 truncated line of events.jsonl" in up.stdout
+        assert "dropped 1 unreadable line(s) of events.jsonl" in up.stdout
+        pid = read_state(state)["pid"]
+        (state / "stack.json").write_text("\0\0\0")  # damaged while the server runs
+        orphan = local_stack_cli(state, "status")
+        assert orphan.returncode == 1 and f"running as PID {pid}, but without a readable stack.json" in orphan.stdout
+    finally:
+        down = local_stack_cli(state, "down")
+    assert down.returncode == 0, down.stderr
+    assert not process_alive(pid)  # found by the PID in stack.lock
+    assert local_stack_cli(state, "status").returncode == 3
+
+
+def test_two_ups_at_the_same_moment_start_one_stack(tmp_path):
+    state = tmp_path / "state"
+    command = [sys.executable, str(LOCAL_STACK_CLI), "up", "--state-dir", str(state)]
+    ups = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    answers = [(up.wait(timeout=120), *up.communicate()) for up in ups]
+    try:
+        pid = read_state(state)["pid"]
+        servers = [p for p in map(int, filter(str.isdigit, os.listdir("/proc"))) if str(state) in process_command(p)]
+        assert [p for p in servers if "local_aws.core.server" in process_command(p)] == [pid]
+        refused = [err for code, _out, err in answers if code != 0]
+        for message in refused:  # started side by side: the lock refuses the second server, naming the first
+            assert f"another local stack (PID {pid}) is running in {state}" in message
+        assert len(refused) <= 1
+        assert f"running, PID {pid}" in local_stack_cli(state, "status").stdout
+    finally:
+        assert local_stack_cli(state, "down").returncode == 0
+    assert not process_alive(pid)
+    assert local_stack_cli(state, "status").returncode == 3
+
+
+def test_an_execution_whose_server_was_killed_ends_failed_on_the_next_start(tmp_path):
+    state = tmp_path / "state"
+    stack = LocalStack(state_dir=state, local_gitlab=False)
+    stack.start()
+    sagemaker, s3 = stack.client("sagemaker"), stack.client("s3")
+    s3.put_object(Bucket="sagemaker-local-artifacts", Key="code/slow/script.py", Body=b"import time\ntime.sleep(300)\n")
+    step = {
+        "Name": "Slow",
+        "Type": "Processing",
+        "Arguments": {
+            "AppSpecification": {
+                "ImageUri": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+                "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/script.py"],
+            },
+            "ProcessingInputs": [
+                {
+                    "InputName": "code",
+                    "S3Input": {
+                        "S3Uri": "s3://sagemaker-local-artifacts/code/slow/script.py",
+                        "LocalPath": "/opt/ml/processing/input/code",
+                    },
+                }
+            ],
+        },
+    }
+    definition = {"Version": "2020-12-01", "Parameters": [], "Steps": [step]}
+    sagemaker.create_pipeline(PipelineName="slow", PipelineDefinition=json.dumps(definition), RoleArn=ROLE)
+    arn = sagemaker.start_pipeline_execution(PipelineName="slow")["PipelineExecutionArn"]
+    deadline = time.monotonic() + 60
+    while not sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]:
+        assert time.monotonic() < deadline, "the step never started"
+        time.sleep(0.2)
+    os.kill(stack.info["pid"], signal.SIGKILL)  # the server dies mid-step
+    stack._process.wait(timeout=10)
+    stack.stop()  # ends the step script it left
+
+    said = []
+    with LocalStack(state_dir=state, local_gitlab=False, progress=said.append) as restarted:
+        sagemaker = restarted.client("sagemaker")
+        execution = sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)
+        assert execution["PipelineExecutionStatus"] == "Failed"
+        assert execution["FailureReason"] == "local stack restarted"
+        [slow] = sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+        assert slow["StepStatus"] == "Failed" and slow["FailureReason"] == "local stack restarted"
+        summaries = sagemaker.list_pipeline_executions(PipelineName="slow")["PipelineExecutionSummaries"]
+        assert [s["PipelineExecutionStatus"] for s in summaries] == ["Failed"]
+    assert f"pipeline execution {arn} was interrupted: Failed (local stack restarted)" in said

@@ -40,6 +40,28 @@ class ExecutionStore:
             executions = [json.loads(p.read_text()) for p in self.folder.glob("*.json") if p != self.cache_file]
         return [e for e in executions if e["PipelineArn"] == pipeline_arn]
 
+    def fail_interrupted(self, reason: str) -> list[str]:
+        """Executions left Executing by a server that is gone (killed, crashed) end Failed, with their
+        running steps. Called at startup, before any runner of this process exists."""
+        ended = []
+        with _lock:
+            for path in sorted(self.folder.glob("*.json")):
+                if path == self.cache_file:
+                    continue
+                try:
+                    execution = json.loads(path.read_text())
+                except ValueError:
+                    continue  # written atomically, so not ours to mend
+                if execution.get("PipelineExecutionStatus") not in ("Executing", "Stopping"):
+                    continue
+                for step in execution.get("Steps", []):
+                    if step.get("StepStatus") in ("Starting", "Executing", "Stopping"):
+                        step.update(StepStatus="Failed", EndTime=time.time(), FailureReason=reason)
+                execution.update(PipelineExecutionStatus="Failed", FailureReason=reason)
+                self.save(execution)
+                ended.append(execution["PipelineExecutionArn"])
+        return ended
+
     # Step cache: cache key -> what a successful run of the step produced.
     def cached(self, key: str, max_age_seconds: float) -> dict[str, Any] | None:
         with _lock:
