@@ -100,8 +100,8 @@ demo: venv gitlab-ci-local images ## The whole loop offline: build -> register -
 	@echo "==> make demo: the model-build pipeline, approval and deploy pipeline on the local stack"
 	@$(PY) scripts/demo
 
-bench: venv gitlab-ci-local images ## Print speed figures: definition build, pipeline cold/cached, runtime latency, whole demo
-	@echo "==> make bench: measuring on this machine (about a minute)"
+bench: venv gitlab-ci-local images ## Print speed figures: stack start after 1 and 100 demos, definition build, pipeline cold/cached, runtime latency, whole demo
+	@echo "==> make bench: measuring on this machine (about 8 minutes; scripts/bench --only-start for the start times alone)"
 	@$(PY) scripts/bench
 
 soak: venv ## Durability: 20 builds and deploys on one stack state, restarted and SIGKILLed in between (~10 min)

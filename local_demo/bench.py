@@ -176,9 +176,9 @@ def measure_state_growth(demos: int = 100, times: int = 5) -> list[tuple[str, st
             for state in figures:
                 stack, took = soak.start(state)
                 replayed[state] = stack.info["restored_requests"]
-                stack.stop()
-                figures[state].append(took)
                 cpu[state].append(stack.info["startup_cpu_seconds"])
+                figures[state].append(took)
+                stack.stop()
     one, many = (sorted(figures[state][1:])[times // 2] for state in (one_state, many_state))
     one_cpu, many_cpu = (sorted(cpu[state][1:])[times // 2] for state in (one_state, many_state))
     return [
