@@ -124,7 +124,7 @@ def test_the_input_check_is_three_calls_at_most_and_accepts_a_prefix(aws_env, bu
     with pytest.raises(s3_input.InputError):
         s3_input.check(s3, "s3://no-such-bucket/x.csv")
 
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # the defect waited 16 s for S3 retries; a shared machine jitters
     assert calls == ["HeadBucket", "HeadObject", "HeadBucket", "HeadObject", "ListObjectsV2", "HeadBucket"]
 
 

@@ -289,16 +289,13 @@ def test_base64_captures_are_read_by_the_analyzer(tmp_path):
     assert frame.to_dict("list") == {"_c0": ["1", "3"], "_c1": ["2", "4"]}
 
 
-def test_capturing_a_request_costs_microseconds_on_the_request_thread():
-    # The runtime's budget is p50 < 5 ms a request (about 2-3.5 ms here): capture must add well under 0.1 ms.
-    # Measured on the record call itself, since an end-to-end p50 on a shared 2-core machine varies by more.
-    import time
-
-    data_capture, _ = capture_with(dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC))
+def test_capturing_a_request_writes_nothing_on_the_request_thread():
+    # The runtime's p50 budget (make bench) holds only if a request never waits for S3: records are buffered,
+    # and the files are written by the flush (the background thread's), not by record().
+    data_capture, s3 = capture_with(dt.datetime(2026, 12, 1, 10, tzinfo=dt.UTC))
     body = b"0.5,0.4,0.1,0.5,0.2,0.1,0.15,0.0,0.0,1.0"
-    started = time.perf_counter()
-    for _ in range(5000):
+    for _ in range(100):
         data_capture.record(CSV_CAPTURE, "e", "AllTraffic", (body, "text/csv"), (b"9.5", "text/csv"))
-    per_request = (time.perf_counter() - started) / 5000
-
-    assert per_request < 100e-6, f"{per_request * 1e6:.1f} us a request"
+    assert s3.objects == {}
+    (uri,) = data_capture.flush()
+    assert len(s3.objects[uri.removeprefix("s3://")].decode().splitlines()) == 100
