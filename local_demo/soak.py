@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from deploy.settings import stack_name
+from deploy.naming import stack_name
 from local_aws import LocalStack
 from local_demo import abalone_data
 from local_gitlab import project
@@ -71,7 +71,7 @@ def build_and_deploy(stack: LocalStack, round_number: int, data_uri: str, build_
     deploy = [sys.executable, "-m", "deploy", "--build-dir", str(build_dir)]
     run([*deploy, "build"], deploy_env, REPO_ROOT / "model-deploy", "deploy build")
     for stage in ("staging", "prod"):
-        run([*deploy, "deploy", stage], deploy_env, REPO_ROOT / "model-deploy", f"deploy {stage}")
+        run([*deploy, "deploy-stage", stage], deploy_env, REPO_ROOT / "model-deploy", f"deploy-stage {stage}")
     return arn
 
 
