@@ -63,10 +63,11 @@ def run_build(env: dict[str, str], data_uri: str, label: str) -> dict:
     sagemaker = boto3.client("sagemaker")
     arn = sagemaker.list_pipeline_executions(PipelineName="abalone-build")["PipelineExecutionSummaries"][0]
     execution = sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn["PipelineExecutionArn"])
-    steps = sagemaker.list_pipeline_execution_steps(
+    # Paginated: SageMaker returns 10 steps a page, and the build has more.
+    pages = sagemaker.get_paginator("list_pipeline_execution_steps").paginate(
         PipelineExecutionArn=arn["PipelineExecutionArn"], SortOrder="Ascending"
     )
-    steps = steps["PipelineExecutionSteps"]
+    steps = [step for page in pages for step in page["PipelineExecutionSteps"]]
     return {
         "label": label,
         "wall": wall,

@@ -261,8 +261,11 @@ def _latest_package(sagemaker, group: str) -> dict:
 
 def _cached_steps(sagemaker) -> list[str]:
     latest = sagemaker.list_pipeline_executions(PipelineName=f"{PROJECT}-build")["PipelineExecutionSummaries"][0]
-    steps = sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=latest["PipelineExecutionArn"])
-    return [s["StepName"] for s in reversed(steps["PipelineExecutionSteps"]) if "CacheHitResult" in s]
+    pages = sagemaker.get_paginator("list_pipeline_execution_steps").paginate(  # 10 steps a page, as on AWS
+        PipelineExecutionArn=latest["PipelineExecutionArn"]
+    )
+    steps = [step for page in pages for step in page["PipelineExecutionSteps"]]
+    return [s["StepName"] for s in reversed(steps) if "CacheHitResult" in s]
 
 
 def _metrics(s3, package: dict) -> dict:

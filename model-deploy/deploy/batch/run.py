@@ -51,10 +51,13 @@ def follow(environment: Environment, execution_arn: str, poll_seconds: float, ti
         status = sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
         if status["PipelineExecutionStatus"] in TERMINAL:
             if status["PipelineExecutionStatus"] != "Succeeded":
-                steps = sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=execution_arn)
+                pages = sagemaker.get_paginator("list_pipeline_execution_steps").paginate(
+                    PipelineExecutionArn=execution_arn
+                )
                 failed = [
                     f"{s['StepName']}: {s.get('FailureReason', '')}"
-                    for s in steps["PipelineExecutionSteps"]
+                    for page in pages
+                    for s in page["PipelineExecutionSteps"]
                     if s["StepStatus"] == "Failed"
                 ]
                 raise DeployError(
