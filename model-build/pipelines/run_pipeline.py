@@ -294,9 +294,12 @@ def write_report(sagemaker, s3, result, folder: str) -> str | None:
     path = path.resolve()
     location = str(path)
     # In CI the report is a job artifact: link it, relative to the project folder (model-build/ in the monorepo).
+    # Only when it is inside that folder: gitlab-ci-local's shell jobs get a made-up CI_PROJECT_DIR and job URL,
+    # and a local run names the file itself rather than a link that leads nowhere.
     if os.environ.get("CI_JOB_URL") and os.environ.get("CI_PROJECT_DIR"):
         relative = os.path.relpath(path, os.environ["CI_PROJECT_DIR"])
-        location = f"{os.environ['CI_JOB_URL']}/artifacts/file/{relative}"
+        if not relative.startswith(".."):
+            location = f"{os.environ['CI_JOB_URL']}/artifacts/file/{relative}"
     print(f"Report: {location}", flush=True)
     return location
 
