@@ -188,3 +188,13 @@ def test_a_champion_whose_model_was_replaced_fails_the_gate(tmp_path, models):
     result = run_gate(tmp_path, models, "good", "good", pinned="0" * 64)
     assert result["passed"] == 0
     assert f"pinned {'0' * 64}: it was replaced" in result["message"]
+
+
+def test_the_gate_loads_models_exactly_as_evaluate_does():
+    """Step scripts run alone, so the gate carries a copy of evaluate's loader: the two must not drift."""
+    import inspect
+
+    from pipelines.abalone import champion_gate, evaluate
+
+    assert inspect.getsource(champion_gate.load_booster) == inspect.getsource(evaluate.load_booster)
+    assert champion_gate.MODEL_FILE == evaluate.MODEL_FILE

@@ -40,8 +40,10 @@ LOWER_IS_BETTER = ("mse", "rmse", "mae")
 SUMMARY_KEYS = ("GateResult", "GateChampion", "GateRmse", "GateMae", "GateR2", "GateLabelShift", "GateTrainingSize")
 
 
+# A copy of evaluate.load_booster: each step script is uploaded and run alone, so it cannot import another.
+# model-build/tests/test_champion_gate.py keeps the two copies identical.
 def load_booster(model_tar: str):
-    """The Booster from the built-in algorithm's model.tar.gz (pickled before 1.3-1, XGBoost's format since)."""
+    """Load the Booster from the built-in algorithm's model.tar.gz."""
     import xgboost
 
     with tempfile.TemporaryDirectory() as folder:
@@ -50,7 +52,7 @@ def load_booster(model_tar: str):
         path = os.path.join(folder, MODEL_FILE)
         try:
             with open(path, "rb") as handle:
-                return pickle.load(handle)  # noqa: S301 - the pipeline's own training output
+                return pickle.load(handle)  # noqa: S301 - our own training output, as the container writes it
         except Exception:  # noqa: BLE001 - not a pickle: the container's native format
             booster = xgboost.Booster()
             booster.load_model(path)
