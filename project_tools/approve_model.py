@@ -57,30 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--version needs --group or MODEL_PACKAGE_GROUP_NAME")
     if args.version and args.version != "latest" and not args.version.isdigit():
         parser.error(f"--version must be a number or 'latest', not {args.version!r}")
-    if args.decision == PIN:
-        return pin(args)
-    if args.decision == SHOW:
-        return show(args)
-    status = STATUS[args.decision]
-    description = args.description or f"{status} by {getpass.getuser()} with approve-model"
-
+    command = {PIN: pin, SHOW: show}.get(args.decision, decide)
+    # One place for what AWS (or a missing version) answers, whichever command asked.
     try:
-        sagemaker = boto3.session.Session(region_name=args.region).client("sagemaker")
-        arn = args.arn or find_version(sagemaker, args.group, args.version)
-        before = describe(sagemaker, arn)
-        if before.get("ModelApprovalStatus") == status:
-            print(f"{arn} is already {status}: nothing to change")
-            print_package(before)
-            return 0
-        update = {
-            "ModelPackageArn": arn,
-            "ModelApprovalStatus": status,
-            "ApprovalDescription": description,
-        }
-        if before.get("CustomerMetadataProperties"):
-            update["CustomerMetadataProperties"] = before["CustomerMetadataProperties"]
-        sagemaker.update_model_package(**update)
-        after = describe(sagemaker, arn)
+        return command(args)
     except (NoCredentialsError, NoRegionError) as error:
         print(
             f'error: {error}. Against the local stack: eval "$(scripts/local-stack env)"; '
@@ -94,6 +74,28 @@ def main(argv: list[str] | None = None) -> int:
     except (ClientError, BotoCoreError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+
+
+def decide(args: argparse.Namespace) -> int:
+    """Approve or reject: the package's full set of updatable fields, then a check that the registry kept them."""
+    status = STATUS[args.decision]
+    description = args.description or f"{status} by {getpass.getuser()} with approve-model"
+    sagemaker = boto3.session.Session(region_name=args.region).client("sagemaker")
+    arn = args.arn or find_version(sagemaker, args.group, args.version)
+    before = describe(sagemaker, arn)
+    if before.get("ModelApprovalStatus") == status:
+        print(f"{arn} is already {status}: nothing to change")
+        print_package(before)
+        return 0
+    update = {
+        "ModelPackageArn": arn,
+        "ModelApprovalStatus": status,
+        "ApprovalDescription": description,
+    }
+    if before.get("CustomerMetadataProperties"):
+        update["CustomerMetadataProperties"] = before["CustomerMetadataProperties"]
+    sagemaker.update_model_package(**update)
+    after = describe(sagemaker, arn)
 
     lost = [
         name
@@ -115,17 +117,10 @@ def pin(args: argparse.Namespace) -> int:
     """Pin a package registered before run_pipeline pinned packages: check its artifacts first, that is the point."""
     from pipelines import pinning  # model-build's: the same digests run_pipeline records
 
-    try:
-        sagemaker = boto3.session.Session(region_name=args.region).client("sagemaker")
-        s3 = boto3.session.Session(region_name=args.region).client("s3")
-        arn = args.arn or find_version(sagemaker, args.group, args.version)
-        digests = pinning.pin(sagemaker, s3, arn)
-    except LookupError as error:
-        print(f"error: {error.args[0]}", file=sys.stderr)
-        return 2
-    except (ClientError, BotoCoreError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    session = boto3.session.Session(region_name=args.region)
+    sagemaker, s3 = session.client("sagemaker"), session.client("s3")
+    arn = args.arn or find_version(sagemaker, args.group, args.version)
+    digests = pinning.pin(sagemaker, s3, arn)
     print(f"{arn}: pinned")
     for key, digest in sorted(digests.items()):
         print(f"  {key} = {digest}")
@@ -134,15 +129,8 @@ def pin(args: argparse.Namespace) -> int:
 
 def show(args: argparse.Namespace) -> int:
     """The package, its champion comparison as a table (new vs champion, bound) and where its report is."""
-    try:
-        sagemaker = boto3.session.Session(region_name=args.region).client("sagemaker")
-        package = describe(sagemaker, args.arn or find_version(sagemaker, args.group, args.version))
-    except LookupError as error:
-        print(f"error: {error.args[0]}", file=sys.stderr)
-        return 2
-    except (ClientError, BotoCoreError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    sagemaker = boto3.session.Session(region_name=args.region).client("sagemaker")
+    package = describe(sagemaker, args.arn or find_version(sagemaker, args.group, args.version))
     print(package["ModelPackageArn"])
     print_package(package)
     print(comparison_table(package.get("CustomerMetadataProperties") or {}))
