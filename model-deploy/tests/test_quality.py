@@ -1,0 +1,122 @@
+"""The model-quality pipeline's step script without a stack: the ground-truth contract of the join (label folders
+named after the batch run, record ids against its predictions) and the summary beside the baseline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from deploy.batch import quality
+
+ROOT = "s3://bucket-x/batch-inference/abalone/staging/ground-truth/"
+
+
+def write(folder: Path, relative: str, text: str) -> Path:
+    path = folder / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def labels(folder: Path) -> pd.DataFrame:
+    return quality.read_labels(quality.label_files(folder, ROOT)["run-1"], "rings")
+
+
+def test_label_files_are_grouped_by_the_batch_run_their_folder_names(tmp_path):
+    write(tmp_path, "run-1/a.csv", "record_id,rings\n0,1\n")
+    write(tmp_path, "run-1/b.csv", "record_id,rings\n1,2\n")
+    write(tmp_path, "run-2/a.csv", "record_id,rings\n0,3\n")
+    found = quality.label_files(tmp_path, ROOT)
+    assert {run: [uri for uri, _ in files] for run, files in found.items()} == {
+        "run-1": [f"{ROOT}run-1/a.csv", f"{ROOT}run-1/b.csv"],
+        "run-2": [f"{ROOT}run-2/a.csv"],
+    }
+    # GroundTruthUrl may be one run's folder: the folder is still the file's parent.
+    assert list(quality.label_files(tmp_path / "run-1", f"{ROOT}run-1/")) == ["run-1"]
+
+
+@pytest.mark.parametrize(
+    ("relative", "message"),
+    [
+        ("labels.csv", "lies directly under the ground-truth prefix: put it in a folder named after the batch"),
+        ("run-1/labels.json", "label files are CSV files named"),
+    ],
+)
+def test_a_label_file_outside_the_contract_is_refused(tmp_path, relative, message):
+    write(tmp_path, relative, "record_id,rings\n0,1\n")
+    with pytest.raises(quality.LabelError, match=message):
+        quality.label_files(tmp_path, ROOT)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("id,rings\n0,1\n", r"no column record_id \(header: id, rings\)"),
+        ("record_id,rings\n0,1\nx,2\n", r"record_id must be a whole number.*data lines 3"),
+        ("record_id,rings\n0,1\n1,\n", r"rings must be a number \(data lines 3\)"),
+        ("record_id,rings\n0,1\n0,2\n", r"record_id 0 labelled more than once"),
+        ("", "is empty"),
+    ],
+)
+def test_malformed_labels_name_the_file_the_lines_and_the_fix(tmp_path, text, message):
+    write(tmp_path, "run-1/labels.csv", text)
+    with pytest.raises(quality.LabelError, match=message) as raised:
+        labels(tmp_path)
+    assert f"{ROOT}run-1/labels.csv" in str(raised.value) or "labelled more than once" in str(raised.value)
+
+
+def test_the_join_pairs_each_prediction_with_its_record_ids_label_whatever_the_file_order(tmp_path):
+    write(tmp_path, "run-1/b.csv", "record_id,rings,note\n2,12,late\n0,10,\n")
+    write(tmp_path, "run-1/a.csv", "record_id,rings\n1,11\n")
+    joined = quality.join([9.5, 10.5, 11.5], labels(tmp_path), "rings", "run-1")
+    assert joined.to_dict("list") == {"prediction": [9.5, 10.5, 11.5], "rings": [10.0, 11.0, 12.0]}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("record_id,rings\n0,1\n1,2\n", r"1 of the 3 predictions of batch execution run-1 have no label \(record_id 2"),
+        ("record_id,rings\n0,1\n1,2\n2,3\n7,4\n", r"record_id 7 not in batch execution run-1, which has 3 predictions"),
+    ],
+    ids=["missing-rows", "unknown-id"],
+)
+def test_labels_that_do_not_cover_the_predictions_exactly_are_refused(tmp_path, text, message):
+    write(tmp_path, "run-1/labels.csv", text)
+    with pytest.raises(quality.LabelError, match=message):
+        quality.join([1.0, 2.0, 3.0], labels(tmp_path), "rings", "run-1")
+
+
+def test_the_summary_puts_each_metric_beside_the_baseline_and_marks_the_violated(tmp_path):
+    metrics = {"rmse": {"value": 7.1, "standard_deviation": 0.1}, "r2": {"value": -3.0, "standard_deviation": 0.1}}
+    baseline = {"rmse": {"value": 2.1, "standard_deviation": 0.1}, "r2": {"value": 0.5, "standard_deviation": 0.1}}
+    inputs = tmp_path / "input"
+    write(inputs, "check/statistics.json", json.dumps({"regression_metrics": metrics}))
+    violation = {"metric_name": "rmse", "constraint_check_type": "GreaterThanThreshold", "description": "d"}
+    write(inputs, "check/constraint_violations.json", json.dumps({"violations": [violation]}))
+    write(inputs, "baseline_statistics/statistics.json", json.dumps({"regression_metrics": baseline}))
+    constraints = {"rmse": {"threshold": 2.1, "comparison_operator": "GreaterThanThreshold"}}
+    write(inputs, "baseline_constraints/constraints.json", json.dumps({"regression_constraints": constraints}))
+    write(inputs, "join/join-report.json", json.dumps({"rows": 3, "model_package_arn": "arn:p/1"}))
+    summary = quality.summarize(inputs, "q-1")
+    assert summary["metrics"]["rmse"] == {
+        "value": 7.1,
+        "baseline": 2.1,
+        "threshold": 2.1,
+        "comparison_operator": "GreaterThanThreshold",
+        "violated": True,
+    }
+    assert summary["metrics"]["r2"]["violated"] is False and summary["violation_count"] == 1
+    (inputs / "check" / "constraint_violations.json").unlink()  # a check that compared nothing is not "no violations"
+    with pytest.raises(quality.LabelError, match="no constraint_violations.json"):
+        quality.summarize(inputs, "q-1")
+
+
+def test_a_failed_join_writes_the_reason_where_sagemaker_reads_it(tmp_path):
+    root = tmp_path / "processing"
+    write(root, "input/ground_truth/labels.csv", "record_id,rings\n0,1\n")
+    code = quality.main(["join", "--root", str(root), "--ground-truth-url", ROOT, "--batch-root", "s3://b/r"])
+    assert code == 1
+    assert (tmp_path / "output" / "failure").read_text().startswith("AlgorithmError: ")
