@@ -237,4 +237,4 @@ def test_labels_that_do_not_match_the_predictions_fail_the_run_naming_the_proble
     ground_truth = put_labels(clean_run["execution_id"], change(labels_of(sample)))
     assert deploy_cli.main(["quality-run", "staging", "--ground-truth", ground_truth]) == 1
     error = capsys.readouterr().err
-    assert re.search(f"error: .* Failed: JoinLabels: AlgorithmError: .*{message}", error), error
+    assert re.search(f"error: model quality .* Failed: JoinLabels: AlgorithmError: .*{message}", error), error

@@ -120,3 +120,16 @@ def test_a_failed_join_writes_the_reason_where_sagemaker_reads_it(tmp_path):
     code = quality.main(["join", "--root", str(root), "--ground-truth-url", ROOT, "--batch-root", "s3://b/r"])
     assert code == 1
     assert (tmp_path / "output" / "failure").read_text().startswith("AlgorithmError: ")
+
+
+def test_quality_run_accepts_only_the_stages_ground_truth_prefix():
+    from deploy.batch import quality_run
+    from deploy.environment import Environment
+    from deploy.errors import DeployError
+
+    environment = Environment(region="us-east-1", project_name="abalone", artifact_bucket="bucket-x")
+    assert quality_run.check_ground_truth(environment, "staging", f"{ROOT}run-1") == f"{ROOT}run-1/"
+    assert quality_run.check_ground_truth(environment, "staging", ROOT) == ROOT
+    for wrong in ("s3://bucket-x/batch-inference/abalone/prod/ground-truth/run-1/", "s3://other/ground-truth/run-1/"):
+        with pytest.raises(DeployError, match=f"is not under {ROOT}: put the label files in {ROOT}<batch-exec"):
+            quality_run.check_ground_truth(environment, "staging", wrong)

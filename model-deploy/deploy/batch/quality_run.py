@@ -50,6 +50,7 @@ def execute(environment: Environment, stage: str, ground_truth: str) -> dict:
         execution_arn,
         float(os.environ.get("DEPLOY_POLL_SECONDS", "2")),
         float(os.environ.get("DEPLOY_TIMEOUT_SECONDS", "5400")),
+        what="model quality",
     )
     s3 = aws.client("s3", environment.region)
     return json.loads(registry.read_s3_text(s3, summary_uri(environment, stage, execution_arn)))
