@@ -4,6 +4,7 @@ named after the batch run, record ids against its predictions) and the summary b
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -133,3 +134,68 @@ def test_quality_run_accepts_only_the_stages_ground_truth_prefix():
     for wrong in ("s3://bucket-x/batch-inference/abalone/prod/ground-truth/run-1/", "s3://other/ground-truth/run-1/"):
         with pytest.raises(DeployError, match=f"is not under {ROOT}: put the label files in {ROOT}<batch-exec"):
             quality_run.check_ground_truth(environment, "staging", wrong)
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    from moto import mock_aws
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        import boto3
+
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="bucket-x")
+        yield client
+
+
+def scored_run(s3, execution_id: str, package: str, predictions: list[float]) -> None:
+    key = f"batch-inference/abalone/staging/executions/{execution_id}/Postprocess"
+    body = "".join(f"{p}\n" for p in predictions)
+    s3.put_object(Bucket="bucket-x", Key=f"{key}/predictions/predictions.csv", Body=body.encode())
+    summary = json.dumps({"model_package_arn": package})
+    s3.put_object(Bucket="bucket-x", Key=f"{key}/summary/drift-summary.json", Body=summary.encode())
+
+
+def join_args(root: Path) -> list[str]:
+    return [
+        "--root",
+        str(root),
+        "--ground-truth-url",
+        ROOT,
+        "--batch-root",
+        "s3://bucket-x/batch-inference/abalone/staging",
+    ]
+
+
+def test_the_join_reads_each_labelled_runs_predictions_and_skips_runs_of_other_versions(tmp_path, s3):
+    scored_run(s3, "run-1", "arn:p/2", [9.5, 10.5])
+    scored_run(s3, "run-0", "arn:p/1", [1.0])
+    root = tmp_path / "processing"
+    write(root, "input/ground_truth/run-1/labels.csv", "record_id,rings\n1,11\n0,10\n")
+    write(root, "input/ground_truth/run-0/labels.csv", "record_id,rings\n0,1\n")
+    assert quality.main(["join", *join_args(root), "--model-package-arn", "arn:p/2"]) == 0
+    assert (root / "joined" / "joined.csv").read_text() == "prediction,rings\n9.5,10\n10.5,11\n"
+    report = json.loads((root / "report" / "join-report.json").read_text())
+    assert report["rows"] == 2 and [r["execution_id"] for r in report["batch_executions"]] == ["run-1"]
+    assert report["skipped_other_versions"] == [{"execution_id": "run-0", "model_package_arn": "arn:p/1"}]
+
+
+@pytest.mark.parametrize(
+    ("folder", "package", "message"),
+    [
+        ("run-9", "arn:p/2", "no batch execution run-9 with predictions under s3://bucket-x/batch-inference/abalone/"),
+        ("run-1", "arn:p/3", r"all for batch runs scored with other versions \(run-1\); this pipeline checks arn:p/3"),
+    ],
+    ids=["unknown-run", "other-version"],
+)
+def test_labels_of_a_run_that_does_not_exist_or_is_not_this_versions_fail_the_join(
+    tmp_path, s3, folder, package, message
+):
+    scored_run(s3, "run-1", "arn:p/2", [9.5])
+    root = tmp_path / "processing"
+    write(root, f"input/ground_truth/{folder}/labels.csv", "record_id,rings\n0,10\n")
+    assert quality.main(["join", *join_args(root), "--model-package-arn", package]) == 1
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert re.search(message, failure), failure
