@@ -142,6 +142,8 @@ def s3(monkeypatch):
 
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):  # moto's in-process mock, not a server
+        monkeypatch.delenv(name, raising=False)
     with mock_aws():
         import boto3
 
