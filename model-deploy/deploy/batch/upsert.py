@@ -108,7 +108,7 @@ def upsert_quality(environment: Environment, stage: str, package: registry.Model
     pipeline.upsert(
         role_arn=environment.execution_role_arn,
         description=f"Model quality ({stage}) of {package.label} with late labels",
-        tags=tags(environment, stage),
+        tags=quality_tags(environment, stage),
     )
     print(f"Upserted {spec.pipeline_name} with {package.label} (labels under {spec.batch_root}/ground-truth/)")
     return {
@@ -119,7 +119,7 @@ def upsert_quality(environment: Environment, stage: str, package: registry.Model
     }
 
 
-def tags(environment: Environment, stage: str) -> list[dict]:
+def quality_tags(environment: Environment, stage: str) -> list[dict]:
     found = [
         {"Key": "sagemaker:project-name", "Value": environment.project_name},
         {"Key": "stage", "Value": stage},
@@ -197,10 +197,16 @@ def upsert(environment: Environment, stage: str, package_arn: str, build_dir: Pa
     upload(s3, postprocess_uri, body)
     for uri, staged in sdk_env.staged_files().items():
         upload(s3, uri, staged)
+    tags = [
+        {"Key": "sagemaker:project-name", "Value": environment.project_name},
+        {"Key": "stage", "Value": stage},
+    ]
+    if environment.project_id:
+        tags.append({"Key": "sagemaker:project-id", "Value": environment.project_id})
     pipeline.upsert(
         role_arn=environment.execution_role_arn,
         description=f"Batch inference ({stage}) with {package.label}",
-        tags=tags(environment, stage),
+        tags=tags,
     )
     record = {
         "PipelineName": spec.pipeline_name,
