@@ -154,9 +154,7 @@ def _csv(rows: np.ndarray) -> bytes:
     return buffer.getvalue().encode()
 
 
-def run_gate(
-    tmp_path, models, new: str, champion: str | None, pinned: str | None = None, champion_test=None
-) -> dict:
+def run_gate(tmp_path, models, new: str, champion: str | None, pinned: str | None = None, champion_test=None) -> dict:
     for folder in ("model", "test", "statistics"):
         (tmp_path / folder).mkdir(exist_ok=True)
     (tmp_path / "model" / "model.tar.gz").write_bytes(models[new])
