@@ -367,3 +367,83 @@ def test_capturing_a_request_writes_nothing_on_the_request_thread():
     assert s3.objects == {}
     (uri,) = data_capture.flush()
     assert len(s3.objects[uri.removeprefix("s3://")].decode().splitlines()) == 100
+
+
+def test_a_metric_math_alarm_goes_to_alarm_and_notifies_and_an_unsupported_one_is_refused(local_stack):
+    # The endpoint template's drift alarm: MAX(METRICS()) over one feature_baseline_drift_<feature> a feature.
+    cloudwatch, client = local_stack.client("cloudwatch"), local_stack.client
+    topic_arn, queue = outbox.ensure(client, "metric-math-tests")
+    gateway = local_stack.env["AWS_ENDPOINT_URL_SAGEMAKER"]
+    dimensions = [{"Name": "Endpoint", "Value": "math"}, {"Name": "MonitoringSchedule", "Value": "math-data-quality"}]
+
+    def drift(query_id: str, feature: str) -> dict:
+        metric = {"Namespace": NAMESPACE, "MetricName": f"feature_baseline_drift_{feature}", "Dimensions": dimensions}
+        return {
+            "Id": query_id,
+            "ReturnData": False,
+            "MetricStat": {"Metric": metric, "Stat": "Maximum", "Period": 3600},
+        }
+
+    def alarm(name: str, expression: str) -> None:
+        cloudwatch.put_metric_alarm(
+            AlarmName=name,
+            Metrics=[
+                {
+                    "Id": "drift",
+                    "Label": "largest feature_baseline_drift",
+                    "Expression": expression,
+                    "ReturnData": True,
+                },
+                drift("m0", "length"),
+                drift("m1", "height"),
+            ],
+            EvaluationPeriods=1,
+            Threshold=0.1,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+            AlarmActions=[topic_arn],
+            OKActions=[topic_arn],
+            InsufficientDataActions=[topic_arn],
+        )
+
+    alarm("math-drift", "MAX(METRICS())")
+    alarm("math-unsupported", "ANOMALY_DETECTION_BAND(m0, 2)")
+    cloudwatch.set_alarm_state(AlarmName="math-unsupported", StateValue="OK", StateReason="test")
+    moment = dt.datetime.now(dt.UTC)
+    cloudwatch.put_metric_data(
+        Namespace=NAMESPACE,
+        MetricData=[
+            {
+                "MetricName": "feature_baseline_drift_length",
+                "Dimensions": dimensions,
+                "Value": 0.04,
+                "Timestamp": moment,
+            },
+            {
+                "MetricName": "feature_baseline_drift_height",
+                "Dimensions": dimensions,
+                "Value": 0.37,
+                "Timestamp": moment,
+            },
+        ],
+    )
+
+    changes = local_operation(gateway, "LocalAws.EvaluateAlarms", {"Time": moment.timestamp() + 1})["StateChanges"]
+
+    by_name = {c["AlarmName"]: c for c in changes if c["AlarmName"].startswith("math-")}
+    assert by_name["math-drift"]["NewStateValue"] == "ALARM" and by_name["math-drift"]["Notified"] == [topic_arn]
+    assert "[0.37 (" in by_name["math-drift"]["NewStateReason"]  # the largest of the two, not the first
+    refused = by_name["math-unsupported"]
+    assert refused["NewStateValue"] == "INSUFFICIENT_DATA"
+    assert "ANOMALY_DETECTION_BAND is not evaluated locally" in refused["NewStateReason"]
+    stored = cloudwatch.describe_alarms(AlarmNames=["math-drift", "math-unsupported"])["MetricAlarms"]
+    assert {a["AlarmName"]: a["StateValue"] for a in stored} == {
+        "math-drift": "ALARM",
+        "math-unsupported": "INSUFFICIENT_DATA",
+    }
+    messages = {json.loads(m.text)["AlarmName"]: json.loads(m.text) for m in outbox.drain(client, queue)}
+    trigger = messages["math-drift"]["Trigger"]
+    assert [q["Id"] for q in trigger["Metrics"]] == ["drift", "m0", "m1"]
+    assert trigger["Metrics"][0]["Expression"] == "MAX(METRICS())"
+    assert trigger["Metrics"][2]["MetricStat"]["Metric"]["MetricName"] == "feature_baseline_drift_height"
+    assert messages["math-unsupported"]["NewStateValue"] == "INSUFFICIENT_DATA"
