@@ -428,22 +428,19 @@ def test_a_metric_math_alarm_goes_to_alarm_and_notifies_and_an_unsupported_one_i
         ],
     )
 
-    changes = local_operation(gateway, "LocalAws.EvaluateAlarms", {"Time": moment.timestamp() + 1})["StateChanges"]
+    local_operation(gateway, "LocalAws.EvaluateAlarms", {"Time": moment.timestamp() + 1})
 
-    by_name = {c["AlarmName"]: c for c in changes if c["AlarmName"].startswith("math-")}
-    assert by_name["math-drift"]["NewStateValue"] == "ALARM" and by_name["math-drift"]["Notified"] == [topic_arn]
-    assert "[0.37 (" in by_name["math-drift"]["NewStateReason"]  # the largest of the two, not the first
-    refused = by_name["math-unsupported"]
-    assert refused["NewStateValue"] == "INSUFFICIENT_DATA"
-    assert "ANOMALY_DETECTION_BAND is not evaluated locally" in refused["NewStateReason"]
+    # Asserted on the stored states and the messages: the stack's periodic evaluator may have made the change.
     stored = cloudwatch.describe_alarms(AlarmNames=["math-drift", "math-unsupported"])["MetricAlarms"]
-    assert {a["AlarmName"]: a["StateValue"] for a in stored} == {
-        "math-drift": "ALARM",
-        "math-unsupported": "INSUFFICIENT_DATA",
-    }
-    messages = {json.loads(m.text)["AlarmName"]: json.loads(m.text) for m in outbox.drain(client, queue)}
-    trigger = messages["math-drift"]["Trigger"]
+    states = {a["AlarmName"]: (a["StateValue"], a["StateReason"]) for a in stored}
+    assert states["math-drift"][0] == "ALARM"
+    assert "[0.37 (" in states["math-drift"][1]  # the largest of the two, not the first
+    assert states["math-unsupported"][0] == "INSUFFICIENT_DATA"
+    assert "ANOMALY_DETECTION_BAND is not evaluated locally" in states["math-unsupported"][1]
+    sent = [json.loads(m.text) for m in outbox.drain(client, queue)]
+    messages = {(m["AlarmName"], m["NewStateValue"]): m for m in sent}
+    trigger = messages["math-drift", "ALARM"]["Trigger"]
     assert [q["Id"] for q in trigger["Metrics"]] == ["drift", "m0", "m1"]
     assert trigger["Metrics"][0]["Expression"] == "MAX(METRICS())"
     assert trigger["Metrics"][2]["MetricStat"]["Metric"]["MetricName"] == "feature_baseline_drift_height"
-    assert messages["math-unsupported"]["NewStateValue"] == "INSUFFICIENT_DATA"
+    assert "Not evaluated by the local stack" in messages["math-unsupported", "INSUFFICIENT_DATA"]["NewStateReason"]
