@@ -63,3 +63,36 @@ def test_expressions_may_refer_to_expressions():
 def test_what_it_cannot_compute_is_refused_naming_why(queries, named):
     with pytest.raises(metric_math.Unsupported, match=named.replace("(", r"\(")):
         metric_math.evaluate(queries, {q["Id"]: 1.0 for q in queries if "MetricStat" in q})
+
+
+def _alarms_with_metric_math() -> dict[str, list[dict]]:
+    """Every AWS::CloudWatch::Alarm with `Metrics` in the project's templates: name -> its queries, each
+    `Fn::If [condition, query, AWS::NoValue]` slot taken as its query (the slot of a watched feature)."""
+    from pathlib import Path
+
+    from cfnlint.decode import cfn_yaml
+
+    root = Path(__file__).resolve().parents[2]
+    paths = [*sorted((root / "cloudformation").glob("*.yml")), *sorted((root / "model-deploy").glob("*template.yml"))]
+    found = {}
+    for path in paths:
+        for name, resource in cfn_yaml.load(str(path)).get("Resources", {}).items():
+            queries = (
+                resource.get("Properties", {}).get("Metrics") if resource["Type"] == "AWS::CloudWatch::Alarm" else None
+            )
+            if queries:
+                found[f"{path.name}:{name}"] = [q["Fn::If"][1] if "Fn::If" in q else q for q in queries]
+    return found
+
+
+def test_every_metric_math_alarm_in_the_templates_is_one_the_local_stack_evaluates():
+    alarms = _alarms_with_metric_math()
+    assert "endpoint-config-template.yml:DataDriftAlarm" in alarms  # the drift alarm: MAX(METRICS())
+    for name, queries in alarms.items():
+        metric_ids = [q["Id"] for q in queries if "MetricStat" in q]
+        values = {query_id: 0.01 * (i + 1) for i, query_id in enumerate(metric_ids)}
+        assert metric_math.evaluate(queries, values) is not None, name
+    drift = alarms["endpoint-config-template.yml:DataDriftAlarm"]
+    slots = [q["Id"] for q in drift if "MetricStat" in q]
+    assert len(slots) == 10  # one a feature: the ten encoded features of the model's input
+    assert metric_math.evaluate(drift, dict.fromkeys(slots, 0.02) | {"m7": 0.4}) == 0.4
