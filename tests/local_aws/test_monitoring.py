@@ -444,3 +444,73 @@ def test_a_metric_math_alarm_goes_to_alarm_and_notifies_and_an_unsupported_one_i
     assert trigger["Metrics"][0]["Expression"] == "MAX(METRICS())"
     assert trigger["Metrics"][2]["MetricStat"]["Metric"]["MetricName"] == "feature_baseline_drift_height"
     assert "Not evaluated by the local stack" in messages["math-unsupported", "INSUFFICIENT_DATA"]["NewStateReason"]
+
+
+def test_the_endpoint_templates_drift_alarm_is_made_by_its_stack_and_notifies_the_topic(local_stack):
+    # The real template's DataDriftAlarm (with its parameters and conditions), deployed through moto's
+    # CloudFormation: the stack makes a real alarm (moto alone skips the type), which the evaluator runs.
+    from pathlib import Path
+
+    from cfnlint.decode import cfn_yaml
+
+    template = cfn_yaml.load(str(Path(__file__).resolve().parents[2] / "model-deploy" / "endpoint-config-template.yml"))
+    alarm_only = {key: template[key] for key in ("Parameters", "Conditions", "Mappings")}
+    alarm_only["Resources"] = {"DataDriftAlarm": template["Resources"]["DataDriftAlarm"]}
+    client, cloudwatch = local_stack.client, local_stack.client("cloudwatch")
+    topic_arn, queue = outbox.ensure(client, "template-drift-tests")
+    parameters = {
+        "SageMakerProjectName": "tmpl",
+        "SageMakerProjectId": "p-1",
+        "StageName": "prod",
+        "ModelPackageArn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/tmpl/1",
+        "ModelExecutionRoleArn": ROLE_ARN,
+        "ArtifactBucket": BUCKET,
+        "DataQualityBaselineStatistics": f"s3://{BUCKET}/tests/monitored/statistics.json",
+        "DataQualityBaselineConstraints": f"s3://{BUCKET}/tests/monitored/constraints.json",
+        "MonitoringBaselineId": "0a1b2c3d4e5f6a7b",
+        "DriftAlarmFeatures": ",".join(FEATURES),
+        "AlertTopicArn": topic_arn,
+    }
+    declared = set(alarm_only["Parameters"])
+    cfn = local_stack.client("cloudformation")
+    cfn.create_stack(
+        StackName="tmpl-drift",
+        TemplateBody=json.dumps(alarm_only),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items() if k in declared],
+    )
+    try:
+        (alarm,) = cloudwatch.describe_alarms(AlarmNames=["tmpl-prod-data-drift"])["MetricAlarms"]
+        stats = [q for q in alarm["Metrics"] if "MetricStat" in q]
+        assert [q["MetricStat"]["Metric"]["MetricName"] for q in stats] == [
+            f"feature_baseline_drift_{f}" for f in FEATURES
+        ]
+        assert alarm["AlarmActions"] == [topic_arn] and alarm["TreatMissingData"] == "notBreaching"
+
+        dimensions = [
+            {"Name": "Endpoint", "Value": "tmpl-prod"},
+            {"Name": "MonitoringSchedule", "Value": "tmpl-prod-data-quality"},
+        ]
+        moment = dt.datetime.now(dt.UTC)
+        cloudwatch.put_metric_data(
+            Namespace=NAMESPACE,
+            MetricData=[
+                {
+                    "MetricName": f"feature_baseline_drift_{f}",
+                    "Dimensions": dimensions,
+                    "Value": value,
+                    "Timestamp": moment,
+                }
+                for f, value in (("length", 0.03), ("shell_weight", 0.42))
+            ],
+        )
+        local_operation(
+            local_stack.env["AWS_ENDPOINT_URL_SAGEMAKER"], "LocalAws.EvaluateAlarms", {"Time": moment.timestamp() + 1}
+        )
+
+        (alarm,) = cloudwatch.describe_alarms(AlarmNames=["tmpl-prod-data-drift"])["MetricAlarms"]
+        assert alarm["StateValue"] == "ALARM" and "[0.42 (" in alarm["StateReason"]
+        sent = [json.loads(m.text) for m in outbox.drain(client, queue)]
+        assert [(m["AlarmName"], m["NewStateValue"]) for m in sent] == [("tmpl-prod-data-drift", "ALARM")]
+    finally:
+        cfn.delete_stack(StackName="tmpl-drift")
+    assert cloudwatch.describe_alarms(AlarmNames=["tmpl-prod-data-drift"])["MetricAlarms"] == []
