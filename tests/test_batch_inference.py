@@ -133,7 +133,10 @@ def test_clean_batch_scores_every_row_with_the_approved_version_and_finds_no_dri
     assert summary["checks"]["data_quality"]["ran"] and summary["checks"]["feature_attribution"]["ran"]
     assert summary["violation_count"] == 0, summary["checks"]
     assert summary["attribution_ndcg"] > 0.9
-    assert set(summary["feature_distances"]) >= {"sex", "length", "shell_weight"}
+    # The drift check reads the model's input (the encoded features), the schema of the build's baseline.
+    from pipelines.abalone import preprocess
+
+    assert set(summary["feature_distances"]) == set(preprocess.ENCODED_FEATURES)
     assert summary["decision"]["retrain"] is False
 
 
@@ -141,6 +144,9 @@ def test_drifted_batches_are_flagged_and_the_rule_asks_for_retraining_on_the_sec
     first = run_batch(put_batch("drift-1", drifted(sample)))
     kinds = {v["constraint_check_type"] for v in first["checks"]["data_quality"]["violations"]}
     assert "baseline_drift_check" in kinds
+    assert kinds <= {"baseline_drift_check"}, first["checks"]["data_quality"]["violations"]  # no column is missing
+    flagged = {v["feature_name"] for v in first["checks"]["data_quality"]["violations"]}
+    assert {"whole_weight", "viscera_weight"} <= flagged
     assert first["checks"]["feature_attribution"]["violations"], first["attribution_ndcg"]
     assert first["attribution_ndcg"] < 0.9 and first["breach"]
     # One breach in the window so far (the clean run before it did not break the threshold): no retraining yet.
