@@ -7,6 +7,7 @@ rollback [STAGE]      put the previous Approved version back (default: prod)
 summary               what each stage serves, and the staging test figures
 batch-upsert STAGE    put the stage's batch inference pipeline on the release's package (needs the SageMaker SDK)
 batch-run STAGE       run the stage's batch inference pipeline once and print its drift summary
+batch-staging-test    staging batch pipeline + triggers on the release, one run on a sample, compared with the endpoint
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     batch_run = commands.add_parser("batch-run", help="run the stage's batch inference pipeline once")
     batch_run.add_argument("stage", choices=STAGES)
     batch_run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE")
+    batch_run.add_argument("--summary-json", type=Path, help="also write the run's drift summary to this file")
+    commands.add_parser(
+        "batch-staging-test", help="staging batch pipeline on the release, one run compared with the staging endpoint"
+    )
     return parser.parse_args(argv)
 
 
@@ -56,12 +61,18 @@ def run(args: argparse.Namespace) -> int:
         return staging_test.run(environment.load(environment.RESULTS_VARIABLES), args.build_dir, args.endpoint_name)
     if args.command == "rollback":
         return rollback.run(environment.load(environment.BUILD_VARIABLES), args.stage, args.build_dir)
+    if args.command == "batch-staging-test":
+        from deploy.batch import staging  # imports the SageMaker SDK when it upserts (requirements-batch.txt)
+
+        return staging.run(environment.load(environment.BUILD_VARIABLES), args.build_dir)
     if args.command in ("batch-upsert", "batch-run"):
         # Imported here: batch-upsert needs the SageMaker SDK (requirements-batch.txt), no other job installs it.
         from deploy.batch import run as batch_run
 
         if args.command == "batch-run":
-            return batch_run.run(environment.load(environment.RESULTS_VARIABLES), args.stage, args.parameter)
+            return batch_run.run(
+                environment.load(environment.RESULTS_VARIABLES), args.stage, args.parameter, args.summary_json
+            )
         from deploy.batch import upsert
 
         settings = batch_run.stage_settings(args.stage)

@@ -101,12 +101,16 @@ def describe(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def run(environment: Environment, stage: str, pairs: list[str]) -> int:
+def run(environment: Environment, stage: str, pairs: list[str], summary_json: Path | None = None) -> int:
     parameters = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep:
             raise DeployError(f"parameter {pair!r} is not NAME=VALUE")
         parameters[name] = value
-    print(describe(execute(environment, stage, parameters)), flush=True)
+    summary = execute(environment, stage, parameters)
+    if summary_json:
+        summary_json.parent.mkdir(parents=True, exist_ok=True)
+        summary_json.write_text(json.dumps(summary, indent=2) + "\n")
+    print(describe(summary), flush=True)
     return 0
