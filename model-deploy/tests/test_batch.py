@@ -58,6 +58,53 @@ def test_feature_distance_is_the_cdf_distance_at_the_baseline_buckets():
     assert postprocess.feature_distances({"features": [baseline]}, {"features": [shifted]})["x"] == pytest.approx(0.5)
 
 
+def test_the_drift_report_draws_each_feature_baseline_against_batch_and_marks_the_drifted(tmp_path):
+    buckets = [{"lower_bound": i, "upper_bound": i + 1, "count": 10.0} for i in range(10)]
+    numeric = {"name": "weight", "numerical_statistics": {"distribution": {"kll": {"buckets": buckets}}}}
+    sexes = [{"value": v, "count": 10.0} for v in "FIM"]
+    categorical = {"name": "sex", "string_statistics": {"distribution": {"categorical": {"buckets": sexes}}}}
+    batch_weight = {
+        "name": "weight",
+        "numerical_statistics": {"distribution": {"kll": {"sketch": {"data": [[9.5] * 20 + [0.5] * 5]}}}},
+    }
+    batch_sex = {
+        "name": "sex",
+        "string_statistics": {"distribution": {"categorical": {"buckets": [{"value": "M", "count": 3.0}]}}},
+    }
+    labels, expected, observed = postprocess.distributions(numeric, batch_weight)
+    assert len(labels) == 10 and expected == [0.1] * 10
+    assert observed[-1] == pytest.approx(0.8) and observed[0] == pytest.approx(0.2)  # the pile the shift made
+    assert postprocess.distributions(categorical, batch_sex)[2] == [0.0, 0.0, 1.0]
+    summary = {
+        "project": "abalone",
+        "stage": "prod",
+        "execution_id": "e1",
+        "execution_arn": "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/p/execution/e1",
+        "model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone/1",
+        "input_data_url": "s3://b/in/",
+        "rows": 25,
+        "violation_count": 1,
+        "attribution_ndcg": 0.7,
+        "max_feature_distance": 0.7,
+        "feature_distances": {"weight": 0.7, "sex": 0.05},
+        "thresholds": {"distance": 0.2, "ndcg": 0.9},
+        "checks": {
+            "data_quality": {
+                "violations": [{"feature_name": "weight", "constraint_check_type": "baseline_drift_check"}]
+            },
+            "feature_attribution": {"violations": []},
+        },
+        "decision": {"rule": "threshold broken in 2 of the last 3 runs", "broken_in_window": 1, "runs_in_window": 1},
+    }
+    baseline, batch = {"features": [numeric, categorical]}, {"features": [batch_weight, batch_sex]}
+    png, page = postprocess.drift_report(baseline, batch, summary, tmp_path / "report")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    text = page.read_text()
+    assert 'src="data:image/png;base64,' in text and "baseline_drift_check" in text
+    assert text.index("<td>weight</td><td>0.700</td><td>drifted</td>") < text.index("<td>sex</td><td>0.050</td>")
+    assert "no retraining" in text
+
+
 def tool(name: str) -> str:
     return shutil.which(name) or str(Path(sys.executable).with_name(name))
 
