@@ -12,6 +12,7 @@ import pytest
 from cfnlint.decode import decode
 
 from deploy.batch import postprocess
+from deploy.errors import DeployError
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "batch-schedule-template.yml"
@@ -133,3 +134,32 @@ def test_schedule_and_s3_rule_start_exactly_the_stage_pipeline_with_least_privil
         assert [s["Action"] for s in statements] == ["sagemaker:StartPipelineExecution"]
         resource = json.dumps(statements[0]["Resource"])
         assert "pipeline/${PipelineName}" in resource and "*" not in resource
+
+
+def test_the_deploy_commands_load_no_sagemaker_sdk_until_a_batch_pipeline_is_upserted():
+    # build, deploy-stage, staging-test, rollback and the batch triggers code stay on boto3: jobs start in seconds.
+    probe = (
+        "import sys, deploy.__main__, deploy.rollback, deploy.batch.promote, deploy.batch.schedule;"
+        "import deploy.batch.staging;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sagemaker'))"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
+def test_the_triggers_stack_takes_the_stage_settings_and_points_at_the_version():
+    from deploy.batch import run, schedule
+    from deploy.environment import Environment
+
+    environment = Environment(region="eu-west-1", project_name="abalone", project_id="p-1", artifact_bucket="bucket")
+    arn = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone/4"
+    values = schedule.parameters(environment, "prod", arn, run.stage_settings("prod"))
+    template, _ = decode(str(TEMPLATE))
+    assert set(values) <= set(template["Parameters"])  # every value is one the template declares
+    assert values["ModelPackageArn"] == arn and values["PipelineName"] == "abalone-batch-inference-prod"
+    assert values["ScheduleState"] == "ENABLED" and values["InputRuleState"] == "ENABLED"
+    assert values["InputPrefix"] == "batch-inference/abalone/prod/input/" and values["InputBucket"] == "bucket"
+    assert values["RetrainBreaches"] == "2" and values["ScheduleExpression"] == "cron(0 2 * * ? *)"
+    with pytest.raises(DeployError, match="ENABLED or DISABLED"):
+        schedule.parameters(environment, "prod", arn, {"Schedule": {"State": "OFF"}})
