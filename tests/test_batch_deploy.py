@@ -233,3 +233,8 @@ def test_a_rejection_with_no_older_approved_version_disables_the_triggers(stack,
 
     with pytest.raises(DeployError, match="Rejected"):
         promote.promote(load(BUILD_VARIABLES), "prod", v1, tmp_path)
+    # Nor can a person start the pipeline that still pins it: batch-run re-reads the pinned version first.
+    before = boto3.client("sagemaker").list_pipeline_executions(PipelineName=f"{PROJECT}-batch-inference-prod")
+    assert deploy("batch-run", "prod", build_dir=tmp_path) == 1
+    after = boto3.client("sagemaker").list_pipeline_executions(PipelineName=f"{PROJECT}-batch-inference-prod")
+    assert len(after["PipelineExecutionSummaries"]) == len(before["PipelineExecutionSummaries"])

@@ -67,13 +67,9 @@ class BatchRun:
 
     def transform_model_package(self) -> str:
         """The package behind the pipeline's Transform step: its Model's container (fixed in the definition)."""
-        document = json.loads(
-            self.sagemaker.describe_pipeline(PipelineName=self.options.pipeline_name)["PipelineDefinition"]
-        )
-        transform = next(step for step in document["Steps"] if step["Type"] == "Transform")
-        model = self.sagemaker.describe_model(ModelName=transform["Arguments"]["ModelName"])
-        container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
-        return container.get("ModelPackageName", "")
+        from deploy.batch.run import pinned_package
+
+        return pinned_package(self.sagemaker, self.options.pipeline_name)
 
 
 class Reporter:
