@@ -94,7 +94,10 @@ def deploy(environment: Environment, stage: str, inputs: StageInputs, build_dir:
     print(f"  config    {served.config_name}")
     print(f"  model     {', '.join(served.model_names)}")
     print(f"  package   {package_arn}")
-    if batch:
+    if batch and inputs.account_id:
+        # Its pipeline, outputs and triggers would belong in that account's bucket and roles: not built yet.
+        print(f"warning: {stage} is in account {inputs.account_id}: its batch inference is not deployed there (yet)")
+    elif batch:
         from deploy.batch import promote  # boto3; the SageMaker SDK only once a package can run batch inference
 
         role = inputs.parameters.get("ModelExecutionRoleArn", "")
