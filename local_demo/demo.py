@@ -1,7 +1,8 @@
 """`make demo`: the whole MLOps loop, offline, on the local stack.
 
     push -> SageMaker pipeline -> registered model -> approval -> deploy pipeline
-         -> staging endpoint -> staging tests -> production
+         -> staging endpoint -> staging tests -> staging batch test -> production (endpoint + batch pipeline)
+         -> a clean batch and a drifted batch through production's batch pipeline -> the retraining decision
 
 Each stage runs what the real system runs, against the local stack: the model-build repo's
 .gitlab-ci.yml (through gitlab-ci-local, as a push to the default branch) and the approval command. From
@@ -34,7 +35,7 @@ from local_aws import LocalStack, LocalStackError
 from local_aws.core.lifecycle import ALERT_TOPIC
 from local_aws.events.rules import read_deliveries
 from local_aws.sns import outbox
-from local_demo import abalone_data
+from local_demo import abalone_data, batches
 from local_gitlab import pipelines, project
 from local_gitlab.ci_runner import CiLocalError, JobResult, PipelineFailed, artifacts_dir, run_pipeline, summary_lines
 from local_gitlab.service import DEPLOY_PROJECT_ID
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the stack this demo started is stopped too.
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     report = Report()
-    total = 4 if args.fail_build else 7
+    total = 4 if args.fail_build else 10
     started = time.monotonic()
     try:
         with report.stage(1, total, "Local stack: moto + pipeline executor + SageMaker runtime") as stage:
@@ -188,11 +189,83 @@ def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
         ran = [job for job in jobs if job["status"] == "success"]
         stage.outcome = f"pipeline #{pipeline.id} with MODEL_PACKAGE_ARN={arn}: {len(ran)} jobs succeeded"
 
+    deploy_env = {**env, **project.deploy_variables(stack.env["AWS_REGION"])}
     with report.stage(7, total, "Endpoints") as stage:
-        deploy_env = {**env, **project.deploy_variables(stack.env["AWS_REGION"])}
         run_command([sys.executable, "-m", "deploy", "summary"], deploy_env, REPO_ROOT / "model-deploy", "summary")
         stage.outcome = "staging and prod serve the approved version"
+
+    clean = batches.clean(batches.read(data.body if data.body is not None else _read_s3(s3, uri)))
+    with report.stage(8, total, "Batch inference (prod): a clean batch") as stage:
+        summary = run_batch(deploy_env, args.state_dir, "clean", clean)
+        _show_batch(summary, args.state_dir, "clean")
+        stage.outcome = f"{summary['rows']} rows scored, {summary['violation_count']} violation(s)"
+        if summary["violation_count"]:
+            raise DemoError(f"the clean batch has {summary['violation_count']} drift violation(s): see above")
+    with report.stage(
+        9, total, "Batch inference (prod): a drifted batch (heavier, shell/shucked weight fixed)"
+    ) as stage:
+        summary = run_batch(deploy_env, args.state_dir, "drifted", batches.drifted(clean))
+        report_path = _show_batch(summary, args.state_dir, "drifted")
+        stage.outcome = (
+            f"{summary['violation_count']} violation(s), max distance {summary['max_feature_distance']:.3f}, "
+            f"nDCG {summary['attribution_ndcg']}; report {report_path}"
+        )
+        report.facts["Drift report"] = str(report_path)
+    with report.stage(10, total, "The retraining rule's decision, and the alerts the drifted batch sent") as stage:
+        decision = summary["decision"]
+        verdict = "RETRAIN: the retraining event was sent" if decision["retrain"] else "no retraining yet"
+        print(
+            f"    {decision['rule']}: broken in {decision['broken_in_window']} of the last {decision['runs_in_window']}"
+        )
+        print(f"    -> {verdict}")
+        # Hook: the project template's drift and retraining rules (issue 14) publish to the alert topic's outbox.
+        sent = _show_alerts(stack, lambda found: bool(found), timeout=1.0)
+        if not sent:
+            print("    (no drift alert: the project template has no batch drift rule to the alert topic yet)")
+        stage.outcome = (
+            f"{verdict} ({decision['broken_in_window']} of {decision['runs_in_window']}); {len(sent)} alert(s)"
+        )
+        report.facts["Retraining"] = stage.outcome
     return 0
+
+
+def run_batch(env: dict[str, str], state_dir: Path, name: str, frame) -> dict:
+    """One run of production's batch inference pipeline on `frame`, as the deploy repo's batch-run starts it."""
+    bucket = env["ARTIFACT_BUCKET"]
+    # Beside the triggers' input prefix, not under it: an object landing there starts a run by itself (S3 rule).
+    key = f"batch-inference/{PROJECT}/prod/demo-batches/{name}/batch.csv"
+    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=batches.csv_bytes(frame))
+    out = state_dir / "batch" / f"{name}-summary.json"
+    command = [sys.executable, "-m", "deploy", "batch-run", "prod", "-p", f"InputDataUrl=s3://{bucket}/{key}"]
+    run_command([*command, "--summary-json", str(out)], env, REPO_ROOT / "model-deploy", f"the {name} batch run")
+    return json.loads(out.read_text())
+
+
+def _show_batch(summary: dict, state_dir: Path, name: str) -> Path:
+    """The run's violations and its drift report (PNG + HTML), fetched next to the demo's state."""
+    for check, result in summary["checks"].items():
+        for violation in result["violations"]:
+            feature = violation.get("feature_name") or violation.get("metric_name")
+            print(f"    violation ({check}): {feature} {violation['constraint_check_type']}")
+    distances = sorted(summary["feature_distances"].items(), key=lambda item: -item[1])
+    print("    distances: " + ", ".join(f"{feature} {value:.3f}" for feature, value in distances[:5]))
+    s3 = boto3.client("s3")
+    root = summary["execution_arn"].rsplit("/", 1)[-1]
+    bucket = summary["input_data_url"].removeprefix("s3://").split("/", 1)[0]
+    folder = state_dir / "batch" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for file in ("drift-report.png", "drift-report.html"):
+        key = f"batch-inference/{PROJECT}/{summary['stage']}/executions/{root}/Postprocess/report/{file}"
+        s3.download_file(bucket, key, str(folder / file))
+    print(f"    drift report: {(folder / 'drift-report.html').as_uri()} (picture: {folder / 'drift-report.png'})")
+    return folder / "drift-report.html"
+
+
+def _read_s3(s3, uri: str) -> bytes:
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    if key.endswith("/") or not key:
+        key = s3.list_objects_v2(Bucket=bucket, Prefix=key)["Contents"][0]["Key"]
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
 def _failing_build(stack: LocalStack, args, report: Report, total: int, variables: dict, env: dict) -> int:

@@ -33,7 +33,7 @@ def test_push_to_production_through_both_pipelines(tmp_path):
         timeout=600,
     )
     assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-4000:]
-    for job in ("train", "build", "staging-deploy", "staging-test", "production-deploy"):
+    for job in ("train", "build", "staging-deploy", "staging-test", "batch-staging", "production-deploy"):
         # The demo's summary line of that job (ci_local.summary_lines): its name, then its own status.
         assert re.search(rf"^\s+{re.escape(job)}\s+success\s", demo.stdout, re.MULTILINE), job
 
@@ -73,3 +73,15 @@ def test_push_to_production_through_both_pipelines(tmp_path):
         assert results["passed"] and results["model_package_arn"] == package["ModelPackageArn"]
         assert results["figures"]["test_rows"] == 626
         assert 1.8 < results["figures"]["rmse"] <= results["figures"]["rmse_limit"]
+
+        # batch-staging compared the staging batch run with the staging endpoint, row for row; prod's batch
+        # triggers were promoted with the endpoint, and the demo's drifted batch has its drift picture.
+        artifacts = artifacts_dir("model-deploy", "batch-staging", state=pipeline_state)
+        batch = json.loads((artifacts / "build" / "batch-staging-results.json").read_text())
+        assert batch["passed"] and batch["figures"]["mismatched_rows"] == 0
+        triggers = stack.client("cloudformation").describe_stacks(StackName="sagemaker-abalone-batch-prod")["Stacks"][0]
+        parameters = {p["ParameterKey"]: p["ParameterValue"] for p in triggers["Parameters"]}
+        assert parameters["ModelPackageArn"] == package["ModelPackageArn"] and parameters["ScheduleState"] == "ENABLED"
+    assert (state / "batch" / "drifted" / "drift-report.png").read_bytes()[:4] == b"\x89PNG"
+    assert "baseline_drift_check" in (state / "batch" / "drifted" / "drift-report.html").read_text()
+    assert re.search(r"\[9/10\] Batch inference \(prod\): a drifted batch.*\n\s+[1-9]\d* violation", demo.stdout)

@@ -8,6 +8,7 @@ summary               what each stage serves, and the staging test figures
 batch-upsert STAGE    put the stage's batch inference pipeline on the release's package (needs the SageMaker SDK)
 batch-run STAGE       run the stage's batch inference pipeline once and print its drift summary
 quality-run STAGE     check late labels (--ground-truth S3_PREFIX) with the stage's model-quality pipeline
+batch-staging-test    staging batch pipeline + triggers on the release, one run on a sample, compared with the endpoint
 """
 
 from __future__ import annotations
@@ -45,10 +46,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     batch_run = commands.add_parser("batch-run", help="run the stage's batch inference pipeline once")
     batch_run.add_argument("stage", choices=STAGES)
     batch_run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE")
+    batch_run.add_argument("--summary-json", type=Path, help="also write the run's drift summary to this file")
     quality_run = commands.add_parser("quality-run", help="check late labels with the model-quality pipeline")
     quality_run.add_argument("stage", choices=STAGES)
     quality_run.add_argument(
         "--ground-truth", required=True, metavar="S3_PREFIX", help="s3://.../ground-truth/<batch-execution-id>/"
+    )
+    commands.add_parser(
+        "batch-staging-test", help="staging batch pipeline on the release, one run compared with the staging endpoint"
     )
     return parser.parse_args(argv)
 
@@ -66,12 +71,18 @@ def run(args: argparse.Namespace) -> int:
         from deploy.batch import quality_run
 
         return quality_run.run(environment.load(environment.RESULTS_VARIABLES), args.stage, args.ground_truth)
+    if args.command == "batch-staging-test":
+        from deploy.batch import staging  # imports the SageMaker SDK when it upserts (requirements-batch.txt)
+
+        return staging.run(environment.load(environment.BUILD_VARIABLES), args.build_dir)
     if args.command in ("batch-upsert", "batch-run"):
         # Imported here: batch-upsert needs the SageMaker SDK (requirements-batch.txt), no other job installs it.
         from deploy.batch import run as batch_run
 
         if args.command == "batch-run":
-            return batch_run.run(environment.load(environment.RESULTS_VARIABLES), args.stage, args.parameter)
+            return batch_run.run(
+                environment.load(environment.RESULTS_VARIABLES), args.stage, args.parameter, args.summary_json
+            )
         from deploy.batch import upsert
 
         settings = batch_run.stage_settings(args.stage)

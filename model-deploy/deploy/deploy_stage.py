@@ -53,8 +53,11 @@ def deployed_package_arn(cloudformation, environment: Environment, stage: str) -
     return parameters["ModelPackageArn"]
 
 
-def deploy(environment: Environment, stage: str, inputs: StageInputs, build_dir: Path) -> str:
-    """Create or update the stage's stack with these inputs, verify the endpoint; returns the action taken."""
+def deploy(environment: Environment, stage: str, inputs: StageInputs, build_dir: Path, batch: bool = False) -> str:
+    """Create or update the stage's stack with these inputs, verify the endpoint; returns the action taken.
+
+    With `batch`, the stage's batch inference pipeline and its triggers follow the endpoint (deploy/batch/promote).
+    """
     if inputs.parameters.get("StageName") != stage:
         raise DeployError(f"the inputs for {stage} are for stage {inputs.parameters.get('StageName')!r}")
     package_arn = inputs.parameters["ModelPackageArn"]
@@ -91,9 +94,18 @@ def deploy(environment: Environment, stage: str, inputs: StageInputs, build_dir:
     print(f"  config    {served.config_name}")
     print(f"  model     {', '.join(served.model_names)}")
     print(f"  package   {package_arn}")
+    if batch and inputs.account_id:
+        # Its pipeline, outputs and triggers would belong in that account's bucket and roles: not built yet.
+        print(f"warning: {stage} is in account {inputs.account_id}: its batch inference is not deployed there (yet)")
+    elif batch:
+        from deploy.batch import promote  # boto3; the SageMaker SDK only once a package can run batch inference
+
+        role = inputs.parameters.get("ModelExecutionRoleArn", "")
+        print(f"{stage}: batch inference {promote.promote(environment, stage, package_arn, build_dir, role)}")
     return outcome.action
 
 
 def run(environment: Environment, stage: str, build_dir: Path) -> int:
-    deploy(environment, stage, release.read(build_dir).stage(stage), build_dir)
+    # Production promotes its batch inference with the endpoint; staging's is batch-staging-test's (after the tests).
+    deploy(environment, stage, release.read(build_dir).stage(stage), build_dir, batch=stage == "prod")
     return 0

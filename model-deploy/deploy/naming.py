@@ -18,3 +18,8 @@ def staging_results_key(project_name: str, package_version: int) -> str:
     In S3, not only in the job's artifacts: a laptop (the demo's summary) can read them wherever the job ran.
     """
     return f"staging-tests/{project_name}/{package_version}/staging-test-results.json"
+
+
+def batch_stack_name(project_name: str, stage: str) -> str:
+    """The stage's batch inference triggers (batch-schedule-template.yml): its schedule and its S3 rule."""
+    return f"sagemaker-{project_name}-batch-{stage}"

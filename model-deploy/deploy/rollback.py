@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from deploy import accounts, aws, baselines, build, deploy_stage, naming, registry, stack, stage_config
+from deploy.batch import promote, schedule
 from deploy.environment import Environment
 from deploy.errors import DeployError
 
@@ -41,6 +42,7 @@ def stop_serving(environment: Environment, stage: str, serving: registry.ModelPa
     record = {"StackName": name, "StackStatus": "DELETE_COMPLETE", "Action": "deleted", "Rejected": serving.arn}
     (build_dir / f"{stage}-outputs.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"{stage}: not serving any model now (stack {name} deleted). Approve a version to deploy it again.")
+    promote.stop_scoring(environment, stage, build_dir)
 
 
 def run(environment: Environment, stage: str, build_dir: Path) -> int:
@@ -53,6 +55,7 @@ def run(environment: Environment, stage: str, build_dir: Path) -> int:
     if rejection_elsewhere(environment, serving_arn):
         serves = f"serves {serving_arn}" if serving_arn else f"has no deployment ({stack_name})"
         print(f"Rejected version {environment.model_package_arn}: {stage} {serves}, nothing to roll back")
+        promote.after_rejection_elsewhere(environment, stage, environment.model_package_arn, build_dir)
         return 0
     if serving_arn is None:
         raise DeployError(f"stack {stack_name} does not exist: no {stage} deployment to roll back")
@@ -73,5 +76,7 @@ def run(environment: Environment, stage: str, build_dir: Path) -> int:
     monitoring, warnings = baselines.monitoring_parameters(aws.client("s3", environment.region), target)
     for warning in warnings:
         print(warning)
-    deploy_stage.deploy(environment, stage, build.stage_inputs(environment, target, stage, monitoring), build_dir)
+    inputs = build.stage_inputs(environment, target, stage, monitoring)
+    # The batch pipeline and its triggers follow, where the stage has them.
+    deploy_stage.deploy(environment, stage, inputs, build_dir, batch=schedule.deployed(environment, stage) is not None)
     return 0

@@ -12,6 +12,7 @@ import pytest
 from cfnlint.decode import decode
 
 from deploy.batch import postprocess
+from deploy.errors import DeployError
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "batch-schedule-template.yml"
@@ -58,6 +59,53 @@ def test_feature_distance_is_the_cdf_distance_at_the_baseline_buckets():
     assert postprocess.feature_distances({"features": [baseline]}, {"features": [shifted]})["x"] == pytest.approx(0.5)
 
 
+def test_the_drift_report_draws_each_feature_baseline_against_batch_and_marks_the_drifted(tmp_path):
+    buckets = [{"lower_bound": i, "upper_bound": i + 1, "count": 10.0} for i in range(10)]
+    numeric = {"name": "weight", "numerical_statistics": {"distribution": {"kll": {"buckets": buckets}}}}
+    sexes = [{"value": v, "count": 10.0} for v in "FIM"]
+    categorical = {"name": "sex", "string_statistics": {"distribution": {"categorical": {"buckets": sexes}}}}
+    batch_weight = {
+        "name": "weight",
+        "numerical_statistics": {"distribution": {"kll": {"sketch": {"data": [[9.5] * 20 + [0.5] * 5]}}}},
+    }
+    batch_sex = {
+        "name": "sex",
+        "string_statistics": {"distribution": {"categorical": {"buckets": [{"value": "M", "count": 3.0}]}}},
+    }
+    labels, expected, observed = postprocess.distributions(numeric, batch_weight)
+    assert len(labels) == 10 and expected == [0.1] * 10
+    assert observed[-1] == pytest.approx(0.8) and observed[0] == pytest.approx(0.2)  # the pile the shift made
+    assert postprocess.distributions(categorical, batch_sex)[2] == [0.0, 0.0, 1.0]
+    summary = {
+        "project": "abalone",
+        "stage": "prod",
+        "execution_id": "e1",
+        "execution_arn": "arn:aws:sagemaker:eu-west-1:123456789012:pipeline/p/execution/e1",
+        "model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone/1",
+        "input_data_url": "s3://b/in/",
+        "rows": 25,
+        "violation_count": 1,
+        "attribution_ndcg": 0.7,
+        "max_feature_distance": 0.7,
+        "feature_distances": {"weight": 0.7, "sex": 0.05},
+        "thresholds": {"distance": 0.2, "ndcg": 0.9},
+        "checks": {
+            "data_quality": {
+                "violations": [{"feature_name": "weight", "constraint_check_type": "baseline_drift_check"}]
+            },
+            "feature_attribution": {"violations": []},
+        },
+        "decision": {"rule": "threshold broken in 2 of the last 3 runs", "broken_in_window": 1, "runs_in_window": 1},
+    }
+    baseline, batch = {"features": [numeric, categorical]}, {"features": [batch_weight, batch_sex]}
+    png, page = postprocess.drift_report(baseline, batch, summary, tmp_path / "report")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    text = page.read_text()
+    assert 'src="data:image/png;base64,' in text and "baseline_drift_check" in text
+    assert text.index("<td>weight</td><td>0.700</td><td>drifted</td>") < text.index("<td>sex</td><td>0.050</td>")
+    assert "no retraining" in text
+
+
 def tool(name: str) -> str:
     return shutil.which(name) or str(Path(sys.executable).with_name(name))
 
@@ -86,3 +134,32 @@ def test_schedule_and_s3_rule_start_exactly_the_stage_pipeline_with_least_privil
         assert [s["Action"] for s in statements] == ["sagemaker:StartPipelineExecution"]
         resource = json.dumps(statements[0]["Resource"])
         assert "pipeline/${PipelineName}" in resource and "*" not in resource
+
+
+def test_the_deploy_commands_load_no_sagemaker_sdk_until_a_batch_pipeline_is_upserted():
+    # build, deploy-stage, staging-test, rollback and the batch triggers code stay on boto3: jobs start in seconds.
+    probe = (
+        "import sys, deploy.__main__, deploy.rollback, deploy.batch.promote, deploy.batch.schedule;"
+        "import deploy.batch.staging;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sagemaker'))"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
+def test_the_triggers_stack_takes_the_stage_settings_and_points_at_the_version():
+    from deploy.batch import run, schedule
+    from deploy.environment import Environment
+
+    environment = Environment(region="eu-west-1", project_name="abalone", project_id="p-1", artifact_bucket="bucket")
+    arn = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone/4"
+    values = schedule.parameters(environment, "prod", arn, run.stage_settings("prod"))
+    template, _ = decode(str(TEMPLATE))
+    assert set(values) <= set(template["Parameters"])  # every value is one the template declares
+    assert values["ModelPackageArn"] == arn and values["PipelineName"] == "abalone-batch-inference-prod"
+    assert values["ScheduleState"] == "ENABLED" and values["InputRuleState"] == "ENABLED"
+    assert values["InputPrefix"] == "batch-inference/abalone/prod/input/" and values["InputBucket"] == "bucket"
+    assert values["RetrainBreaches"] == "2" and values["ScheduleExpression"] == "cron(0 2 * * ? *)"
+    with pytest.raises(DeployError, match="ENABLED or DISABLED"):
+        schedule.parameters(environment, "prod", arn, {"Schedule": {"State": "OFF"}})

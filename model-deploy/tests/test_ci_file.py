@@ -14,7 +14,8 @@ import yaml
 from .conftest import REPO_DIR, tool
 
 CI_FILE = REPO_DIR / ".gitlab-ci.yml"
-DEPLOY_JOBS = ("build", "staging-deploy", "staging-test", "production-deploy")
+DEPLOY_JOBS = ("build", "staging-deploy", "staging-test", "batch-staging", "production-deploy")
+SDK_INSTALL = 'uv pip install --quiet --python "$(command -v python)" -r requirements-batch.txt'
 
 
 def check_jsonschema(path) -> subprocess.CompletedProcess:
@@ -43,7 +44,7 @@ def test_schema_check_rejects_a_broken_ci_file(tmp_path):
 
 
 def test_stages_run_in_order_and_every_job_uses_a_declared_stage(ci):
-    assert ci["stages"] == ["build", "staging-deploy", "staging-test", "production-deploy"]
+    assert ci["stages"] == ["build", "staging-deploy", "staging-test", "batch-staging", "production-deploy"]
     jobs = {name: job for name, job in ci.items() if isinstance(job, dict) and "script" in job}
     assert {job["stage"] for job in jobs.values()} <= set(ci["stages"])
     for job in jobs.values():
@@ -53,7 +54,7 @@ def test_stages_run_in_order_and_every_job_uses_a_declared_stage(ci):
 
 def test_production_deploy_is_a_blocking_manual_step_after_the_staging_tests(ci):
     job = ci["production-deploy"]
-    assert job["needs"] == ["build", "staging-test"]
+    assert job["needs"] == ["build", "staging-test", "batch-staging"]
     final_rule = job["rules"][-1]
     assert final_rule == {"when": "manual", "allow_failure": False}
     assert ci["staging-test"]["needs"] == ["build", "staging-deploy"]
@@ -132,3 +133,20 @@ def test_uv_cache_key_follows_the_lock_file_standalone_and_in_the_monorepo(ci):
     # Set before the job leaves the folder it starts in: that is where `cache:paths` are looked for.
     assert ci["default"]["before_script"][0] == 'export UV_CACHE_DIR="$PWD/.cache/uv"'
     assert ci["default"]["cache"]["paths"] == [".cache/uv"]
+
+
+def test_batch_staging_runs_after_the_staging_tests_and_only_batch_jobs_install_the_sdk(ci):
+    job = ci["batch-staging"]
+    assert job["needs"] == ["build", "staging-test"] and job["stage"] == "batch-staging"
+    assert job["script"] == ["python -m deploy batch-staging-test"]
+    assert job["variables"]["JOB_ROLE_ARN"] == "$STAGING_DEPLOY_ROLE_ARN" and job["resource_group"] == "staging"
+    assert job["artifacts"]["when"] == "always"
+    assert job["artifacts"]["reports"]["junit"] == "$MODEL_DEPLOY_DIR/build/batch-staging-report.xml"
+    assert "$MODEL_DEPLOY_DIR/build/batch-staging-results.json" in job["artifacts"]["paths"]
+    # The SDK's install comes after the shared snippet's, and before the login, as in the default before_script.
+    sdk = ci[".batch-sdk"]["before_script"]
+    assert sdk[:3] == ci["default"]["before_script"][:3] and sdk[-1] == ci["default"]["before_script"][-1]
+    assert sdk[3] == SDK_INSTALL
+    with_sdk = {name for name, job in ci.items() if isinstance(job, dict) and ".batch-sdk" in job.get("extends", [])}
+    # Batch pipelines follow the endpoint in production and on rollbacks; the other jobs stay boto3 only.
+    assert with_sdk == {"batch-staging", "production-deploy", "production-rollback", "staging-rollback"}

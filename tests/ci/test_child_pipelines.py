@@ -16,7 +16,7 @@ from .conftest import make_repo, needs_gitlab_ci_local, standalone_files
 pytestmark = needs_gitlab_ci_local
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/abalone/3"
-DEPLOY_CHAIN = ["build", "staging-deploy", "staging-test", "production-deploy"]
+DEPLOY_CHAIN = ["build", "staging-deploy", "staging-test", "batch-staging", "production-deploy"]
 
 
 def validate_dependency_chain(repo, ci_file=".gitlab-ci.yml", **variables) -> subprocess.CompletedProcess:
@@ -52,10 +52,11 @@ class TestModelDeployStandalone:
             repos["model-deploy"], CI_PIPELINE_SOURCE="trigger", MODEL_PACKAGE_ARN=ARN, MODEL_APPROVAL_STATUS="Approved"
         )
         assert [name for name in jobs if name != "production-rollback"] == DEPLOY_CHAIN
-        assert [jobs[name].when for name in DEPLOY_CHAIN[:3]] == ["on_success"] * 3
+        assert [jobs[name].when for name in DEPLOY_CHAIN[:4]] == ["on_success"] * 4
         assert jobs["staging-deploy"].needs == ("build",)
         assert jobs["staging-test"].needs == ("build", "staging-deploy")
-        assert jobs["production-deploy"].needs == ("build", "staging-test")
+        assert jobs["batch-staging"].needs == ("build", "staging-test")
+        assert jobs["production-deploy"].needs == ("build", "staging-test", "batch-staging")
 
     def test_production_deploy_is_manual_and_blocks_the_pipeline(self, repos, list_jobs):
         jobs = list_jobs(repos["model-deploy"], CI_PIPELINE_SOURCE="trigger", MODEL_PACKAGE_ARN=ARN)

@@ -124,10 +124,18 @@ def ci_local_cli(*args) -> subprocess.CompletedProcess:
 def test_the_cli_lists_the_deploy_jobs_of_a_web_run_and_of_the_monorepo_child():
     standalone = ci_local_cli("deploy", "--list")
     assert standalone.returncode == 0, standalone.stderr
-    assert "CI_PIPELINE_SOURCE=web: 5 job(s)" in standalone.stdout
+    assert "CI_PIPELINE_SOURCE=web: 6 job(s)" in standalone.stdout
     rows = {line.split()[1]: line for line in standalone.stdout.splitlines()[1:]}
-    assert list(rows) == ["build", "staging-deploy", "staging-test", "production-deploy", "production-rollback"]
-    assert "manual, blocking" in rows["production-deploy"] and "needs: build, staging-test" in rows["production-deploy"]
+    assert list(rows) == [
+        "build",
+        "staging-deploy",
+        "staging-test",
+        "batch-staging",
+        "production-deploy",
+        "production-rollback",
+    ]
+    assert "manual, blocking" in rows["production-deploy"]
+    assert "needs: build, staging-test, batch-staging" in rows["production-deploy"]
     assert "blocking" not in rows["production-rollback"]
     child = ci_local_cli("build", "--list", "--monorepo")
     assert child.returncode == 0, child.stderr

@@ -234,7 +234,7 @@ def get_pipeline(spec: BatchSpec):
                     "/opt/ml/processing/input/baseline_explainability",
                 ),
             ],
-            outputs=[output("Postprocess", name) for name in ("predictions", "summary")],
+            outputs=[output("Postprocess", name) for name in ("predictions", "summary", "report")],
             arguments=[
                 "--execution-id",
                 ExecutionVariables.PIPELINE_EXECUTION_ID,

@@ -1,11 +1,15 @@
 """Batch inference Postprocess step: predictions, one drift summary per run, the retraining rule and its event.
 
-Runs in the SageMaker scikit-learn image (pandas, numpy, boto3). Self-contained on purpose: SageMaker uploads
-this one file. Inputs (under /opt/ml/processing/input/): the Transform's `.out` files, the feature shards,
-the two drift checks' outputs and the package's baselines. Outputs (under /opt/ml/processing/):
+Runs in the SageMaker scikit-learn image (pandas, numpy, boto3; matplotlib for the report). Self-contained on
+purpose: SageMaker uploads this one file. Inputs (under /opt/ml/processing/input/): the Transform's `.out`
+files, the feature shards, the two drift checks' outputs and the package's baselines. Outputs (in /opt/ml/processing/):
 - predictions/predictions.csv: one prediction a line, in input order (shard by shard), nothing else;
 - summary/drift-summary.json: checks that ran, their violations, per-feature distances, the attribution nDCG,
-  and the retraining decision.
+  and the retraining decision;
+- report/drift-report.png and report/drift-report.html: the drift picture, per feature the baseline's distribution
+  against the batch's (numeric: the share of rows in each of the baseline's KLL buckets; categorical: the share of
+  each value), titled with the feature's distance, drifted features in red; the HTML adds the violations and the
+  decision, with the PNG inline (one self-contained file).
 The run's record goes to the history prefix in S3 (one object per execution, beside the outputs), so the rule
 "the threshold is broken in N of the last M runs" survives restarts and sees runs of every trigger. When the rule
 says retrain, the step puts an EventBridge event (DETAIL_TYPE) on the bus; a rule in the project template
@@ -153,6 +157,109 @@ def summarize(args: argparse.Namespace, inputs: Path, rows: int) -> dict:
     }
 
 
+def distributions(baseline: dict, current: dict) -> tuple[list[str], list[float], list[float]] | None:
+    """One feature's bins (labels), the baseline's and the batch's shares per bin; None when the two cannot meet."""
+    if "numerical_statistics" in baseline and "numerical_statistics" in current:
+        buckets = baseline["numerical_statistics"]["distribution"]["kll"]["buckets"]
+        total = max(sum(b["count"] for b in buckets), 1.0)
+        sketch = current["numerical_statistics"]["distribution"]["kll"]["sketch"]["data"]
+        values = np.concatenate([np.asarray(level, dtype=float) for level in sketch]) if sketch else np.array([])
+        edges = [buckets[0]["lower_bound"]] + [b["upper_bound"] for b in buckets]
+        # Outside the baseline's range counts in the first or last bucket: a shift shows as a pile at the edge.
+        counts = (
+            np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)[0] if len(values) else np.zeros(len(buckets))
+        )
+        labels = [f"{b['lower_bound']:.3g}" for b in buckets]
+        return labels, [b["count"] / total for b in buckets], list(counts / max(counts.sum(), 1))
+    if "string_statistics" in baseline and "string_statistics" in current:
+
+        def shares(statistics: dict) -> dict[str, float]:
+            buckets = statistics["string_statistics"]["distribution"]["categorical"]["buckets"]
+            total = sum(b["count"] for b in buckets) or 1.0
+            return {b["value"]: b["count"] / total for b in buckets}
+
+        expected, observed = shares(baseline), shares(current)
+        labels = sorted(set(expected) | set(observed))
+        return labels, [expected.get(v, 0.0) for v in labels], [observed.get(v, 0.0) for v in labels]
+    return None
+
+
+def drift_report(baseline_statistics: dict, current_statistics: dict, summary: dict, folder: Path) -> list[Path]:
+    """The drift picture of this run: drift-report.png and drift-report.html in `folder`."""
+    import base64
+    import html
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    baseline = {f["name"]: f for f in baseline_statistics.get("features", [])}
+    panels = []
+    for feature in current_statistics.get("features", []):
+        if feature["name"] in baseline and (found := distributions(baseline[feature["name"]], feature)):
+            panels.append((feature["name"], *found))
+    distances, threshold = summary["feature_distances"], summary["thresholds"]["distance"]
+    violated = {v.get("feature_name") for v in summary["checks"]["data_quality"]["violations"]}
+    columns = 3
+    rows = max(1, math.ceil(len(panels) / columns))
+    figure, axes = pyplot.subplots(rows, columns, figsize=(4.2 * columns, 2.8 * rows), squeeze=False)
+    for axis, (name, labels, expected, observed) in zip(axes.flat, panels, strict=False):
+        positions = np.arange(len(labels))
+        axis.bar(positions - 0.2, expected, width=0.4, label="baseline", color="#4c72b0")
+        axis.bar(positions + 0.2, observed, width=0.4, label="batch", color="#dd8452")
+        axis.set_xticks(positions, labels, rotation=45, fontsize=6)
+        axis.tick_params(axis="y", labelsize=7)
+        distance = distances.get(name, 0.0)
+        drifted = distance > threshold or name in violated
+        axis.set_title(f"{name}: distance {distance:.3f}", fontsize=9, color="#c0392b" if drifted else "black")
+    for axis in list(axes.flat)[len(panels) :]:
+        axis.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    figure.suptitle(
+        f"{summary['project']} {summary['stage']} batch {summary['execution_id']}: {summary['rows']} rows, "
+        f"{summary['violation_count']} violation(s), attribution nDCG {summary['attribution_ndcg']}",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    folder.mkdir(parents=True, exist_ok=True)
+    png = folder / "drift-report.png"
+    figure.savefig(png, dpi=90)
+    pyplot.close(figure)
+    violations = "".join(
+        f"<tr><td>{html.escape(check)}</td><td>{html.escape(str(v.get('feature_name') or v.get('metric_name')))}</td>"
+        f"<td>{html.escape(v['constraint_check_type'])}</td><td>{html.escape(str(v.get('description', '')))}</td></tr>"
+        for check, result in summary["checks"].items()
+        for v in result["violations"]
+    )
+    table = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{value:.3f}</td><td>{'drifted' if value > threshold else ''}</td></tr>"
+        for name, value in sorted(distances.items(), key=lambda item: -item[1])
+    )
+    decision = summary.get("decision") or {}
+    picture = base64.b64encode(png.read_bytes()).decode()
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Drift report {html.escape(summary["execution_id"])}</title></head>
+<body style="font-family: sans-serif">
+<h1>Batch drift report: {html.escape(summary["project"])} {html.escape(summary["stage"])}</h1>
+<p>Execution {html.escape(summary["execution_arn"])}<br>Model package {html.escape(summary["model_package_arn"])}<br>
+Input {html.escape(str(summary["input_data_url"]))}: {summary["rows"]} rows</p>
+<p>Max feature distance {summary["max_feature_distance"]:.3f} (threshold {threshold}); attribution nDCG
+{summary["attribution_ndcg"]} (threshold {summary["thresholds"]["ndcg"]}).
+Retraining rule ({html.escape(str(decision.get("rule", "")))}): broken in {decision.get("broken_in_window")} of
+{decision.get("runs_in_window")}: <b>{"retrain" if decision.get("retrain") else "no retraining"}</b></p>
+<img alt="per-feature baseline and batch distributions" src="data:image/png;base64,{picture}">
+<h2>Violations ({summary["violation_count"]})</h2>
+<table border="1"><tr><th>check</th><th>feature</th><th>type</th><th>description</th></tr>{violations}</table>
+<h2>Feature distances</h2>
+<table border="1"><tr><th>feature</th><th>distance</th><th></th></tr>{table}</table>
+</body></html>
+"""
+    page_path = folder / "drift-report.html"
+    page_path.write_text(page)
+    return [png, page_path]
+
+
 def split_uri(uri: str) -> tuple[str, str]:
     parsed = urlparse(uri)
     return parsed.netloc, parsed.path.lstrip("/")
@@ -259,6 +366,12 @@ def main(argv: list[str] | None = None) -> int:
         summary["decision"]["event_id"] = answer["Entries"][0].get("EventId")
     (args.root / "summary").mkdir(parents=True, exist_ok=True)
     (args.root / "summary" / "drift-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    drift_report(
+        read_json(find(inputs / "baseline_statistics", "*.json")) or {},
+        read_json(find(inputs / "data_drift", "statistics.json")) or {},
+        summary,
+        args.root / "report",
+    )
     print(
         f"Postprocess: {len(lines)} predictions, {summary['violation_count']} violation(s), max distance "
         f"{summary['max_feature_distance']:.3f}, nDCG {summary['attribution_ndcg']}; "

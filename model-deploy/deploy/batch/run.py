@@ -35,8 +35,24 @@ def summary_uri(environment: Environment, stage: str, execution_arn: str) -> str
     )
 
 
+def pinned_package(sagemaker, pipeline: str) -> str:
+    """The package the pipeline scores with: its Transform's Model's container, fixed in the definition."""
+    document = json.loads(sagemaker.describe_pipeline(PipelineName=pipeline)["PipelineDefinition"])
+    transform = next((step for step in document["Steps"] if step["Type"] == "Transform"), None)
+    if transform is None:
+        raise DeployError(f"pipeline {pipeline} has no Transform step: not a batch inference pipeline")
+    model = sagemaker.describe_model(ModelName=transform["Arguments"]["ModelName"])
+    container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+    return container.get("ModelPackageName", "")
+
+
 def start(environment: Environment, stage: str, parameters: dict[str, str]) -> str:
+    """StartPipelineExecution, after checking that the version the pipeline pins is still Approved."""
     sagemaker = aws.client("sagemaker", environment.region)
+    pipeline = definition.pipeline_name(environment.project_name, stage)
+    package_arn = pinned_package(sagemaker, pipeline)
+    # A rejected version is never scored: not by its triggers (disabled or repointed), not by hand either.
+    registry.require_still_approved(sagemaker, package_arn)
     return sagemaker.start_pipeline_execution(
         PipelineName=definition.pipeline_name(environment.project_name, stage),
         PipelineExecutionDescription=os.environ.get("CI_PIPELINE_URL") or "batch-run outside GitLab CI",
@@ -101,12 +117,16 @@ def describe(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def run(environment: Environment, stage: str, pairs: list[str]) -> int:
+def run(environment: Environment, stage: str, pairs: list[str], summary_json: Path | None = None) -> int:
     parameters = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep:
             raise DeployError(f"parameter {pair!r} is not NAME=VALUE")
         parameters[name] = value
-    print(describe(execute(environment, stage, parameters)), flush=True)
+    summary = execute(environment, stage, parameters)
+    if summary_json:
+        summary_json.parent.mkdir(parents=True, exist_ok=True)
+        summary_json.write_text(json.dumps(summary, indent=2) + "\n")
+    print(describe(summary), flush=True)
     return 0

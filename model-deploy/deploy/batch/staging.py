@@ -1,0 +1,170 @@
+"""batch-staging-test: put the staging batch pipeline and its triggers on the release's version, run it once on a
+staging sample and prove its predictions are the staging endpoint's.
+
+1. batch-upsert staging (the release's package, re-read: still Approved, artifacts unchanged; needs the SDK);
+2. the staging triggers stack (batch-schedule-template.yml) pointed at that version;
+3. the sample: the first rows of the raw data the version was trained from (its InputDataUrl metadata), written
+   under the staging results prefix; the pipeline runs once over it (StartPipelineExecution, as its schedule does);
+4. the suite in deploy/batch/staging_tests: the run succeeded with the release's package, one prediction per
+   input row, and each prediction equals the staging endpoint's answer (InvokeEndpoint) for the same encoded
+   row (the rows the pipeline's own Preprocess wrote: this repo never encodes anything itself).
+JUnit XML and the results JSON go to build/, as staging-test's do, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from deploy import aws, registry, release, stage_config, staging_test
+from deploy.batch import definition, schedule
+from deploy.batch import run as batch_run
+from deploy.environment import Environment
+from deploy.errors import DeployError
+
+SUITE_DIR = Path(__file__).resolve().parent / "staging_tests"
+REPORT_XML = "batch-staging-report.xml"
+RESULTS_JSON = "batch-staging-results.json"
+SAMPLE_ROWS = ("BatchSampleRows", "STAGING_BATCH_SAMPLE_ROWS", 200)
+METADATA_INPUT_DATA = "InputDataUrl"
+
+
+def sample_rows() -> int:
+    key, variable, default = SAMPLE_ROWS
+    configured = stage_config.load("staging").get("StagingTests", {})
+    raw = os.environ.get(variable) or configured.get(key, default)
+    try:
+        rows = int(raw)
+    except ValueError:
+        raise DeployError(f"{variable}/StagingTests.{key} must be a whole number, got {raw!r}") from None
+    if rows < 1:
+        raise DeployError(f"{variable}/StagingTests.{key} must be at least 1, got {raw!r}")
+    return rows
+
+
+def first_object(s3, uri: str) -> str:
+    """The URI itself when it names an object, else the first CSV object under that prefix."""
+    bucket, key = registry.split_s3_uri(uri)
+    if key and not key.endswith("/"):
+        return uri
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", [])
+    objects = sorted(item["Key"] for item in listed if not item["Key"].endswith("/"))
+    if not objects:
+        raise DeployError(f"the training data {uri} holds no object: no staging sample to score")
+    return f"s3://{bucket}/{objects[0]}"
+
+
+def sample(s3, package: registry.ModelPackage, rows: int) -> tuple[str, int]:
+    """The first `rows` data rows of the version's own training data (with its header line, if it has one)."""
+    source = package.metadata.get(METADATA_INPUT_DATA)
+    if not source:
+        raise DeployError(
+            f"model package {package.label} has no {METADATA_INPUT_DATA} metadata: the batch staging sample comes "
+            "from the data the version was trained on; register it with the model-build pipeline, which records it"
+        )
+    lines = [line for line in registry.read_s3_text(s3, first_object(s3, source)).splitlines() if line.strip()]
+    fields = next(csv.reader(io.StringIO(lines[0]))) if lines else []
+    header = bool(fields) and not _is_number(fields[-1])  # a data row ends with its numeric label
+    kept = lines[: rows + header]
+    return "\n".join(kept) + "\n", len(kept) - header
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def sample_prefix(environment: Environment, package_version: int) -> str:
+    # Under the staging results prefix: the staging role writes nowhere else in the bucket.
+    return f"staging-tests/{environment.project_name}/{package_version}/batch-input/"
+
+
+def upsert_and_point_triggers(environment: Environment, package_arn: str, build_dir: Path) -> dict:
+    """batch-upsert staging, then the staging triggers stack on that version (the SDK is imported here)."""
+    from deploy.batch import upsert
+
+    settings = batch_run.stage_settings("staging")
+    record = upsert.upsert(environment, "staging", package_arn, build_dir, settings)
+    schedule.deploy(
+        environment, "staging", schedule.parameters(environment, "staging", package_arn, settings), build_dir
+    )
+    return record
+
+
+def run(environment: Environment, build_dir: Path) -> int:
+    resolved = release.read(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    results_path, report_path = build_dir / RESULTS_JSON, build_dir / REPORT_XML
+    # A report left by an earlier run must never pass for this run's.
+    results_path.unlink(missing_ok=True)
+    report_path.unlink(missing_ok=True)
+    upsert_and_point_triggers(environment, resolved.package_arn, build_dir)
+
+    s3 = aws.client("s3", environment.region)
+    package = registry.describe(aws.client("sagemaker", environment.region), resolved.package_arn)
+    body, rows = sample(s3, package, sample_rows())
+    prefix = sample_prefix(environment, resolved.package_version)
+    s3.put_object(Bucket=environment.artifact_bucket, Key=f"{prefix}sample.csv", Body=body.encode("utf-8"))
+    input_uri = f"s3://{environment.artifact_bucket}/{prefix}"
+    values = {**batch_run.stage_settings("staging").get("Parameters", {}), "InputDataUrl": input_uri}
+    execution_arn = batch_run.start(environment, "staging", values)
+    print(f"Batch staging run {execution_arn} on {rows} sample rows ({input_uri})", flush=True)
+    failure = ""
+    try:
+        batch_run.follow(
+            environment,
+            execution_arn,
+            float(os.environ.get("DEPLOY_POLL_SECONDS", "2")),
+            float(os.environ.get("DEPLOY_TIMEOUT_SECONDS", "5400")),
+        )
+    except DeployError as error:  # reported by the suite, in the JUnit report, as the run's failure
+        failure = str(error)
+    endpoint_name = staging_test.staging_endpoint_name(environment)
+    exit_code = pytest.main(
+        [
+            str(SUITE_DIR),
+            "--rootdir",
+            str(SUITE_DIR),
+            "-o",
+            "addopts=",
+            "-o",
+            "junit_suite_name=batch-staging-tests",
+            "-p",
+            "no:cacheprovider",
+            "--import-mode=importlib",
+            "-v",
+            f"--junitxml={report_path}",
+            f"--results-json={results_path}",
+            f"--execution-arn={execution_arn}",
+            f"--run-failure={failure}",
+            f"--pipeline-name={definition.pipeline_name(environment.project_name, 'staging')}",
+            f"--output-root=s3://{environment.artifact_bucket}/batch-inference/{environment.project_name}/staging",
+            f"--sample-uri={input_uri}sample.csv",
+            f"--sample-rows={rows}",
+            f"--endpoint-name={endpoint_name}",
+            f"--model-package-arn={resolved.package_arn}",
+            f"--region={environment.region}",
+            f"--batch-rows={staging_test.budgets()['BatchRows']}",
+        ]
+    )
+    if not results_path.is_file():
+        print(f"Batch staging tests did not produce {results_path}")
+        return 1
+    results = json.loads(results_path.read_text())
+    outcomes = [test["outcome"] for test in results["tests"].values()]
+    figures = results["figures"]
+    print(
+        f"Batch staging tests {'PASSED' if results['passed'] else 'FAILED'}: {outcomes.count('passed')}/"
+        f"{len(outcomes)} passed; {figures.get('predictions', '?')} predictions for {rows} rows, "
+        f"{figures.get('mismatched_rows', '?')} differ from {endpoint_name} (max |difference| "
+        f"{figures.get('max_abs_difference', '?')})"
+    )
+    return 0 if exit_code == 0 else 1
