@@ -26,7 +26,11 @@ _ID_ALPHABET = string.ascii_lowercase + string.digits
 def start_pipeline_execution(request: dict, context: api.Context) -> dict:
     # The same ClientRequestToken again is the same request: the first execution's ARN, nothing started.
     return idempotency.once(
-        context.state_dir, "StartPipelineExecution", request.get("ClientRequestToken"), lambda: _start(request, context)
+        context.state_dir,
+        context.account_id,
+        "StartPipelineExecution",
+        request.get("ClientRequestToken"),
+        lambda: _start(request, context),
     )
 
 
@@ -251,7 +255,9 @@ def stop_pipeline_execution(request: dict, context: api.Context) -> dict:
         runner.stop_requested.set()  # takes effect before the next step starts, as Stopping does on AWS
         return {"PipelineExecutionArn": arn}
 
-    return idempotency.once(context.state_dir, "StopPipelineExecution", request.get("ClientRequestToken"), stop)
+    return idempotency.once(
+        context.state_dir, context.account_id, "StopPipelineExecution", request.get("ClientRequestToken"), stop
+    )
 
 
 def retry_pipeline_execution(request: dict, context: api.Context) -> dict:
@@ -279,7 +285,9 @@ def retry_pipeline_execution(request: dict, context: api.Context) -> dict:
         _launch(execution, json.loads(execution["PipelineDefinition"]), context, reuse=reuse)
         return {"PipelineExecutionArn": arn}
 
-    return idempotency.once(context.state_dir, "RetryPipelineExecution", request.get("ClientRequestToken"), retry)
+    return idempotency.once(
+        context.state_dir, context.account_id, "RetryPipelineExecution", request.get("ClientRequestToken"), retry
+    )
 
 
 def update_pipeline_execution(request: dict, context: api.Context) -> dict:
