@@ -146,3 +146,56 @@ def test_a_restart_keeps_prod_accounts_state_in_the_prod_account(tmp_path):
 def test_a_wrong_prod_account_is_refused_with_the_fix(given, problem):
     with pytest.raises(LocalStackError, match=problem):
         LocalStack(prod_account_id=given)
+
+
+def test_a_pipeline_in_another_account_runs_its_steps_there(local_stack):
+    """A step's process acts with the pipeline role's credentials, as SageMaker's jobs do: in the pipeline's account."""
+    import time
+
+    prod = session_of(local_stack, PROD)
+    s3, sagemaker = client(local_stack, prod, "s3"), client(local_stack, prod, "sagemaker")
+    bucket = "prod-pipeline-steps"
+    s3.create_bucket(Bucket=bucket)
+    script = b'import boto3, json\nprint("identity", json.dumps(boto3.client("sts").get_caller_identity()))\n'
+    s3.put_object(Bucket=bucket, Key="code/script.py", Body=script)
+    step = {
+        "Name": "WhoAmI",
+        "Type": "Processing",
+        "Arguments": {
+            "AppSpecification": {
+                "ImageUri": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+                "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/script.py"],
+            },
+            "ProcessingInputs": [
+                {
+                    "InputName": "code",
+                    "S3Input": {"S3Uri": f"s3://{bucket}/code/script.py", "LocalPath": "/opt/ml/processing/input/code"},
+                }
+            ],
+        },
+    }
+    definition = json.dumps({"Version": "2020-12-01", "Steps": [step]})
+    role = f"arn:aws:iam::{PROD}:role/prod-pipeline"
+    sagemaker.create_pipeline(PipelineName="who-am-i", PipelineDefinition=definition, RoleArn=role)
+    arn = sagemaker.start_pipeline_execution(PipelineName="who-am-i")["PipelineExecutionArn"]
+    assert arn.split(":")[4] == PROD
+    for _ in range(600):
+        execution = sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)
+        if execution["PipelineExecutionStatus"] != "Executing":
+            break
+        time.sleep(0.1)
+    assert execution["PipelineExecutionStatus"] == "Succeeded", execution.get("FailureReason")
+    logs = list(local_stack.state_dir.rglob("output.log"))
+    said = [line for log in logs for line in log.read_text().splitlines() if line.startswith("identity ")]
+    identities = [json.loads(line.split(" ", 1)[1]) for line in said]
+    assert [i["Arn"] for i in identities if "prod-pipeline" in i["Arn"]] == [
+        f"arn:aws:sts::{PROD}:assumed-role/prod-pipeline/SageMaker-who-am-i"
+    ]
+    # The tooling account has no such pipeline, and a role of another account is refused as PassRole refuses it.
+    with pytest.raises(ClientError):
+        local_stack.client("sagemaker").describe_pipeline(PipelineName="who-am-i")
+    sagemaker.create_pipeline(
+        PipelineName="foreign-role", PipelineDefinition=definition, RoleArn=f"arn:aws:iam::{TOOLING}:role/x"
+    )
+    with pytest.raises(ClientError, match=f"is not in its account {PROD}"):
+        sagemaker.start_pipeline_execution(PipelineName="foreign-role")
