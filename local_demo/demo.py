@@ -35,7 +35,7 @@ from pathlib import Path
 import boto3
 
 from local_aws import LocalStack, LocalStackError
-from local_aws.core.lifecycle import ALERT_TOPIC
+from local_aws.core.lifecycle import ALERT_TOPIC, PROD_ACCOUNT_STACK
 from local_aws.events.rules import read_deliveries
 from local_aws.sns import outbox
 from local_demo import abalone_data, accounts
@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             stack = LocalStack(state_dir=args.state_dir, prod_account_id=args.prod_account)
             stack.start()
             stage.outcome = f"gateway {stack.env['AWS_ENDPOINT_URL_SAGEMAKER']}"
+            if args.prod_account:  # prod-account.yml, deployed in that account by `start` (its administrator's step)
+                stage.outcome += f"; prod account {args.prod_account} bootstrapped (stack {PROD_ACCOUNT_STACK})"
         try:
             return _loop(stack, args, report, total)
         finally:
