@@ -293,8 +293,8 @@ def retry_pipeline_execution(request: dict, context: api.Context) -> dict:
         execution.pop("FailureReason", None)
         if request.get("ParallelismConfiguration"):
             execution["ParallelismConfiguration"] = request["ParallelismConfiguration"]
-        pipeline = context.client("sagemaker").describe_pipeline(PipelineName=execution["PipelineArn"])
-        role = _role_credentials(pipeline, context)
+        name = execution["PipelineArn"].rsplit("/", 1)[1]  # moto finds a pipeline by its name, not its ARN
+        role = _role_credentials(context.client("sagemaker").describe_pipeline(PipelineName=name), context)
         ExecutionStore(context.state_dir).save(execution)
         _launch(execution, json.loads(execution["PipelineDefinition"]), context, role, reuse=reuse)
         return {"PipelineExecutionArn": arn}
