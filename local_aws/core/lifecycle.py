@@ -85,6 +85,20 @@ def check_prod_account(account_id: str | None) -> str | None:
     return account_id
 
 
+def prod_account_parameters(tooling_account_id: str, region: str) -> dict[str, str]:
+    """prod-account.yml's parameters as the local stack deploys it: the local project's names (local_gitlab.project:
+    group `local`, deploy repo `model-deploy`) and the local GitLab's issuer."""
+    return {
+        "SageMakerProjectName": MODEL_PACKAGE_GROUP,
+        "ToolingAccountId": tooling_account_id,
+        "ArtifactBucketName": ARTIFACT_BUCKET,
+        "ToolingKmsKeyArn": f"arn:aws:kms:{region}:{tooling_account_id}:{NO_TOOLING_KEY}",
+        "GitLabServerUrl": LOCAL_GITLAB_ISSUER,
+        "GitLabNamespacePath": "local",
+        "DeployRepositoryName": "model-deploy",
+    }
+
+
 def default_state_dir() -> Path:
     return Path(os.environ.get("LOCAL_STACK_STATE_DIR") or REPO_ROOT / ".local")
 
@@ -448,15 +462,7 @@ class LocalStack:
             stack = cloudformation.describe_stacks(StackName=PROD_ACCOUNT_STACK)["Stacks"][0]
             self.progress(f"prod account {account_id}: stack {PROD_ACCOUNT_STACK} (already there)")
         except ClientError:
-            parameters = {
-                "SageMakerProjectName": MODEL_PACKAGE_GROUP,
-                "ToolingAccountId": self.info["account_id"],
-                "ArtifactBucketName": ARTIFACT_BUCKET,
-                "ToolingKmsKeyArn": f"arn:aws:kms:{region}:{self.info['account_id']}:{NO_TOOLING_KEY}",
-                "GitLabServerUrl": LOCAL_GITLAB_ISSUER,
-                "GitLabNamespacePath": "local",
-                "DeployRepositoryName": "model-deploy",
-            }
+            parameters = prod_account_parameters(self.info["account_id"], region)
             cloudformation.create_stack(
                 StackName=PROD_ACCOUNT_STACK,
                 TemplateBody=PROD_ACCOUNT_TEMPLATE.read_text(encoding="utf-8"),
