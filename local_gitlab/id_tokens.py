@@ -24,6 +24,9 @@ from typing import Any
 import yaml
 
 TOKEN_VARIABLE = "GITLAB_OIDC_TOKEN"  # noqa: S105 - a variable name, not a secret: the name the CI files' .aws-oidc snippet reads
+# The audience only the production jobs ask for (project.yml's and prod-account.yml's ProductionOidcAudience):
+# the jobs whose role is in the prod account. The other jobs keep the ambient (tooling account) credentials.
+PRODUCTION_AUDIENCE = "sts.amazonaws.com/production"
 LIFETIME_SECONDS = 300  # GitLab's default ID token lifetime is the job's timeout; short is enough here
 
 

@@ -195,6 +195,26 @@ def test_with_prod_in_its_own_account_the_production_job_deploys_there_and_nowhe
         model = prod("sagemaker").describe_model(ModelName=prod("sagemaker").list_models()["Models"][0]["ModelName"])
         assert model["ExecutionRoleArn"] == f"arn:aws:iam::{PROD}:role/abalone-prod-model-execution"
 
+        # Rejected: production-rollback runs at once beside staging-rollback, on its own with its own token, and
+        # (no earlier Approved version) deletes the prod stack in the prod account.
+        command = [sys.executable, str(REPO_ROOT / "scripts" / "approve-model"), "reject", "--arn", arn]
+        rejected = subprocess.run(
+            [*command, "--description", "test"], env=stack.environ(), capture_output=True, text=True
+        )
+        assert rejected.returncode == 0, rejected.stderr
+        rollback = pipelines.wait_for_trigger(
+            gitlab_url, DEPLOY_PROJECT_ID, {"MODEL_PACKAGE_ARN": arn, "MODEL_APPROVAL_STATUS": "Rejected"}
+        )
+        log = stack.state_dir / "gitlab" / "pipelines" / str(rollback.id) / "output.log"
+        jobs = {
+            j["name"]: j["status"] for j in pipelines.wait_until_settled(gitlab_url, DEPLOY_PROJECT_ID, rollback.id)
+        }
+        assert jobs == {"staging-rollback": "success", "production-rollback": "success"}, log.read_text()[-3000:]
+        assert f"production-rollback > AWS: web identity for arn:aws:iam::{PROD}:role/abalone-prod-deploy" in (
+            log.read_text()
+        )
+        assert prod("sagemaker").list_endpoints()["Endpoints"] == []
+
 
 def prod_clients(stack: LocalStack, credentials: dict):
     import boto3

@@ -86,7 +86,11 @@ def test_the_id_token_stand_in_has_the_audience_the_job_asks_for():
     from local_gitlab import id_tokens
 
     ci_file = REPO_ROOT / "model-deploy" / ".gitlab-ci.yml"
-    assert id_tokens.audience(ci_file, "production-deploy") == "sts.amazonaws.com/production"
+    from cfnlint.decode import cfn_yaml
+
+    parameters = cfn_yaml.load(str(REPO_ROOT / "cloudformation" / "prod-account.yml"))["Parameters"]
+    assert parameters["ProductionOidcAudience"]["Default"] == id_tokens.PRODUCTION_AUDIENCE
+    assert id_tokens.audience(ci_file, "production-deploy") == id_tokens.PRODUCTION_AUDIENCE
     assert id_tokens.audience(ci_file, "production-rollback") == "sts.amazonaws.com/production"
     assert id_tokens.audience(ci_file, "staging-deploy") == "sts.amazonaws.com"  # from .aws-oidc, by `extends`
     claims = id_tokens.job_claims(
