@@ -96,7 +96,7 @@ taskcat-lint: .venv-taskcat/.installed ## Lint .taskcat.yml and its templates wi
 package: venv ## Package the template's Lambdas and seed archives into build/assets
 	@$(PY) scripts/package-lambdas
 
-demo: venv gitlab-ci-local images ## The whole loop offline: build -> register -> approve -> deploy -> staging tests -> prod (DATA=csv|s3://|uci)
+demo: venv gitlab-ci-local images ## The whole loop offline: build -> register -> approve -> deploy -> staging tests -> prod (DATA=csv|s3://|uci, PROD_ACCOUNT_ID=<12 digits>: prod in a second account)
 	@echo "==> make demo: the model-build pipeline, approval and deploy pipeline on the local stack"
 	@$(PY) scripts/demo
 

@@ -13,6 +13,7 @@ State, logs and events: .local/ at the repo root, or --state-dir / LOCAL_STACK_S
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -34,11 +35,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=None, help=f"state folder (default {default_state_dir()})")
     parser.add_argument("--region", default=None, help="region the stack answers for (up; default us-east-1)")
     parser.add_argument("--plugin", action="append", default=[], help="extra module for the server to load (up)")
+    parser.add_argument(
+        "--prod-account",
+        default=os.environ.get("PROD_ACCOUNT_ID") or None,
+        help="production in this second account id (up; PROD_ACCOUNT_ID): bootstraps prod-account.yml there",
+    )
     args = parser.parse_args(argv)
 
     progress = (lambda message: print(message, file=sys.stderr)) if args.command == "env" else print
-    stack = LocalStack(state_dir=args.state_dir, region=args.region, plugins=args.plugin, progress=progress)
     try:
+        prod_account = args.prod_account if args.command == "up" else None  # the others take the running stack's
+        stack = LocalStack(
+            state_dir=args.state_dir,
+            region=args.region,
+            plugins=args.plugin,
+            progress=progress,
+            prod_account_id=prod_account,
+        )
         if args.command == "monitor":
             return monitor(stack, args.endpoint, args.schedule)
         return COMMANDS[args.command](stack)

@@ -15,6 +15,10 @@ The alerts a person would receive are shown as they were sent: the project templ
 to its alert topic, whose local outbox (an SQS queue subscribed to it) the demo reads. `--fail-build`
 (or DEMO_FAIL=1) runs the build with a threshold no model meets (MseThreshold=0.01), so the pipeline fails at
 FailEvaluation and the failure alert is what the demo shows; it then stops, exit code 0 if that alert arrived.
+
+`--prod-account ID` (or PROD_ACCOUNT_ID=ID) puts production in a second account: the stack bootstraps it with
+prod-account.yml, the deploy project gets the two-account variables, and the production job assumes the prod
+account's deploy role with its ID token (local_gitlab.service). The summary names both roles' accounts.
 """
 
 from __future__ import annotations
@@ -32,10 +36,10 @@ from pathlib import Path
 import boto3
 
 from local_aws import LocalStack, LocalStackError
-from local_aws.core.lifecycle import ALERT_TOPIC
+from local_aws.core.lifecycle import ALERT_TOPIC, PROD_ACCOUNT_STACK
 from local_aws.events.rules import read_deliveries
 from local_aws.sns import outbox
-from local_demo import abalone_data, batches
+from local_demo import abalone_data, accounts, batches
 from local_gitlab import pipelines, project
 from local_gitlab.ci_runner import CiLocalError, JobResult, PipelineFailed, artifacts_dir, run_pipeline, summary_lines
 from local_gitlab.service import DEPLOY_PROJECT_ID
@@ -99,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("DEMO_FAIL", "") not in ("", "0"),
         help=f"make the build fail on purpose (MseThreshold={TOO_STRICT_MSE}) to show the failure alert (DEMO_FAIL=1)",
     )
+    parser.add_argument(
+        "--prod-account",
+        default=os.environ.get("PROD_ACCOUNT_ID") or None,
+        help="production in this second AWS account id (PROD_ACCOUNT_ID); default: one account",
+    )
     args = parser.parse_args(argv)
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the stack this demo started is stopped too.
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
@@ -107,15 +116,24 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         with report.stage(1, total, "Local stack: moto + pipeline executor + SageMaker runtime") as stage:
-            stack = LocalStack(state_dir=args.state_dir)
+            stack = LocalStack(state_dir=args.state_dir, prod_account_id=args.prod_account)
             stack.start()
             stage.outcome = f"gateway {stack.env['AWS_ENDPOINT_URL_SAGEMAKER']}"
+            if args.prod_account:  # prod-account.yml, deployed in that account by `start` (its administrator's step)
+                stage.outcome += f"; prod account {args.prod_account} bootstrapped (stack {PROD_ACCOUNT_STACK})"
         try:
             return _loop(stack, args, report, total)
         finally:
             stack.stop()
             print("\nLocal stack stopped.")
-    except (DemoError, abalone_data.DataError, CiLocalError, LocalStackError, pipelines.PipelineTimeout) as error:
+    except (
+        DemoError,
+        abalone_data.DataError,
+        accounts.TwoAccountError,
+        CiLocalError,
+        LocalStackError,
+        pipelines.PipelineTimeout,
+    ) as error:
         print(f"\nerror: {error}", file=sys.stderr)
         return 1
     finally:
@@ -189,11 +207,23 @@ def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
         ran = [job for job in jobs if job["status"] == "success"]
         stage.outcome = f"pipeline #{pipeline.id} with MODEL_PACKAGE_ARN={arn}: {len(ran)} jobs succeeded"
 
-    deploy_env = {**env, **project.deploy_variables(stack.env["AWS_REGION"])}
+    prod_account = args.prod_account or ""
+    deploy_env = {**env, **project.deploy_variables(stack.env["AWS_REGION"], prod_account)}
     with report.stage(7, total, "Endpoints") as stage:
-        run_command([sys.executable, "-m", "deploy", "summary"], deploy_env, REPO_ROOT / "model-deploy", "summary")
+        # With two accounts, the deploy repo is the local GitLab's (its prod-config.json names the prod account).
+        repo = project.deploy_repo(stack.state_dir) if prod_account else REPO_ROOT / "model-deploy"
+        run_command([sys.executable, "-m", "deploy", "summary"], deploy_env, repo, "summary")
         stage.outcome = "staging and prod serve the approved version"
+        if prod_account:
+            report.facts |= accounts.summary(
+                stack, deploy_env["PROD_DEPLOY_ROLE_ARN"], f"sagemaker-{PROJECT}-deploy-prod"
+            )
+            stage.outcome += f"; prod in account {prod_account} only"
 
+    if prod_account:
+        # deploy-stage prod leaves batch inference out for a stage in its own account (it warns): nothing to run.
+        print("\n    Batch inference: not deployed to a production in its own account (see the deploy job's warning)")
+        return 0
     clean = batches.clean(batches.read(data.body if data.body is not None else _read_s3(s3, uri)))
     with report.stage(8, total, "Batch inference (prod): a clean batch") as stage:
         summary = run_batch(deploy_env, args.state_dir, "clean", clean)

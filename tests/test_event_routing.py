@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from botocore.exceptions import ClientError
 
 from local_aws import LocalStack
 from local_aws.cloudformation.template import load, resolve
@@ -29,6 +30,7 @@ ABALONE_CSV = REPO_ROOT.parent / "shared" / "datasets" / "abalone.csv"
 GCL = REPO_ROOT / "node_modules" / ".bin" / "gitlab-ci-local"
 XGBOOST_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 BUCKET = "sagemaker-local-artifacts"
+PROD = "210987654321"  # production's own account in the two-account test
 
 pytestmark = pytest.mark.skipif(not GCL.exists(), reason="gitlab-ci-local is not installed: `make gitlab-ci-local`")
 
@@ -149,12 +151,94 @@ def test_an_approval_triggers_the_deploy_pipeline_with_that_version_and_staging_
     )
     assert pressed.returncode == 0, pressed.stdout[-3000:] + pressed.stderr
     assert served_package(stack, "prod") == arn
+    # One account: the production job has no ID token stand-in and deploys with the ambient credentials, as before.
+    assert "production-deploy > AWS: no GitLab ID token in this job, using the ambient credentials" in log.read_text()
 
 
-def served_package(stack: LocalStack, stage: str) -> str:
+def test_with_prod_in_its_own_account_the_production_job_deploys_there_and_nowhere_else(tmp_path):
+    """`PROD_ACCOUNT_ID=... make demo`'s path: the stack bootstraps the prod account, the production job exchanges
+    its ID token (the local stand-in) for the prod deploy role through moto's STS, and deploy-stage prod creates
+    the endpoint in that account, serving the version approved in the tooling account."""
+    with LocalStack(state_dir=tmp_path, prod_account_id=PROD) as stack:
+        arn = register_version(stack, "two-accounts")
+        approve(stack, arn)
+        gitlab_url = stack.info["services"]["gitlab"]["url"]
+        pipeline = pipelines.wait_for_trigger(gitlab_url, DEPLOY_PROJECT_ID, {"MODEL_PACKAGE_ARN": arn})
+        log = stack.state_dir / "gitlab" / "pipelines" / str(pipeline.id) / "output.log"
+        jobs = pipelines.wait_until_settled(gitlab_url, DEPLOY_PROJECT_ID, pipeline.id)
+        assert [j["status"] for j in jobs if j["name"] != "production-rollback"] == [
+            *["success"] * 3,
+            "manual",
+        ], log.read_text()[-3000:]
+        assert served_package(stack, "staging") == arn  # staging stays in the tooling account
+        jobs = pipelines.play(gitlab_url, DEPLOY_PROJECT_ID, pipeline.id, "production-deploy")
+        assert {j["name"]: j["status"] for j in jobs}["production-deploy"] == "success", log.read_text()[-3000:]
+
+        output = log.read_text()
+        assert f"production-deploy > AWS: web identity for arn:aws:iam::{PROD}:role/abalone-prod-deploy" in output
+        assert (
+            f"prod is in account {PROD}: deploying as arn:aws:sts::{PROD}:assumed-role/abalone-prod-deploy/" in output
+        )
+        assert "staging-deploy      > AWS: no GitLab ID token in this job, using the ambient credentials" in output
+        # The prod stack and endpoint exist in the prod account only, and serve the tooling account's version.
+        credentials = stack.client("sts").assume_role(
+            RoleArn=f"arn:aws:iam::{PROD}:role/abalone-prod-deploy", RoleSessionName="test"
+        )["Credentials"]
+        prod = prod_clients(stack, credentials)
+        assert served_package(stack, "prod", prod) == arn
+        endpoint = prod("sagemaker").list_endpoints()["Endpoints"]
+        assert [e["EndpointArn"].split(":")[4] for e in endpoint] == [PROD]
+        with pytest.raises(ClientError, match="does not exist"):
+            stack.client("cloudformation").describe_stacks(StackName="sagemaker-abalone-deploy-prod")
+        tooling_endpoints = [e["EndpointName"] for e in stack.client("sagemaker").list_endpoints()["Endpoints"]]
+        assert tooling_endpoints == [next(n for n in endpoint_names(stack.client, "staging") if "Endpoint" in n)]
+        model = prod("sagemaker").describe_model(ModelName=prod("sagemaker").list_models()["Models"][0]["ModelName"])
+        assert model["ExecutionRoleArn"] == f"arn:aws:iam::{PROD}:role/abalone-prod-model-execution"
+
+        # Rejected: production-rollback runs at once beside staging-rollback, on its own with its own token, and
+        # (no earlier Approved version) deletes the prod stack in the prod account.
+        command = [sys.executable, str(REPO_ROOT / "scripts" / "approve-model"), "reject", "--arn", arn]
+        rejected = subprocess.run(
+            [*command, "--description", "test"], env=stack.environ(), capture_output=True, text=True
+        )
+        assert rejected.returncode == 0, rejected.stderr
+        rollback = pipelines.wait_for_trigger(
+            gitlab_url, DEPLOY_PROJECT_ID, {"MODEL_PACKAGE_ARN": arn, "MODEL_APPROVAL_STATUS": "Rejected"}
+        )
+        log = stack.state_dir / "gitlab" / "pipelines" / str(rollback.id) / "output.log"
+        jobs = {
+            j["name"]: j["status"] for j in pipelines.wait_until_settled(gitlab_url, DEPLOY_PROJECT_ID, rollback.id)
+        }
+        assert jobs == {"staging-rollback": "success", "production-rollback": "success"}, log.read_text()[-3000:]
+        assert f"production-rollback > AWS: web identity for arn:aws:iam::{PROD}:role/abalone-prod-deploy" in (
+            log.read_text()
+        )
+        assert prod("sagemaker").list_endpoints()["Endpoints"] == []
+
+
+def prod_clients(stack: LocalStack, credentials: dict):
+    import boto3
+
+    session = boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=stack.env["AWS_REGION"],
+    )
+    urls = {"sagemaker": stack.env["AWS_ENDPOINT_URL_SAGEMAKER"]}
+    return lambda service: session.client(service, endpoint_url=urls.get(service, stack.env["AWS_ENDPOINT_URL"]))
+
+
+def endpoint_names(client, stage: str) -> list[str]:
+    outputs = client("cloudformation").describe_stacks(StackName=f"sagemaker-abalone-deploy-{stage}")
+    return [o["OutputValue"] for o in outputs["Stacks"][0]["Outputs"] if o["OutputKey"].startswith("Endpoint")]
+
+
+def served_package(stack: LocalStack, stage: str, client=None) -> str:
     """The model package the stage's endpoint serves: endpoint -> config -> model -> package."""
-    sagemaker = stack.client("sagemaker")
-    outputs = stack.client("cloudformation").describe_stacks(StackName=f"sagemaker-abalone-deploy-{stage}")
+    client = client or stack.client
+    sagemaker = client("sagemaker")
+    outputs = client("cloudformation").describe_stacks(StackName=f"sagemaker-abalone-deploy-{stage}")
     names = [o["OutputValue"] for o in outputs["Stacks"][0]["Outputs"] if o["OutputKey"].startswith("Endpoint")]
     endpoint = sagemaker.describe_endpoint(EndpointName=next(n for n in names if "Endpoint" in n))
     config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])

@@ -6,9 +6,11 @@
 The function's configuration (Handler, Environment, Timeout, MemorySize) is read from moto, as the Lambda
 service reads it. The handler runs in a new process (`local_aws.awslambda.bootstrap`) whose working folder is
 the function's task root, so its own code is first on the import path, as LAMBDA_TASK_ROOT is on AWS; its
-environment is the function's variables on top of the stack's AWS endpoints and dummy credentials, never this
-process's own variables. Its output (the function's log) goes to `<state>/logs/lambda/<function>.log`, the
-stand-in for its CloudWatch log group. A handler that raises, or runs past the timeout, is a LambdaError.
+environment is the function's variables on top of the stack's AWS endpoints and, as the Lambda runtime gives
+them, credentials of the function's execution role (`Role`), assumed through moto's STS: the handler acts in the
+role's account, the function's own, never in the stack's by default (and never with this process's variables).
+Its output (the function's log) goes to `<state>/logs/lambda/<function>.log`, the stand-in for its CloudWatch
+log group. A handler that raises, or runs past the timeout, is a LambdaError.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def invoke(
     environment = {key: os.environ[key] for key in INHERITED if key in os.environ}
     environment |= dict(stack_environment)
     environment |= (config.get("Environment") or {}).get("Variables") or {}
+    environment |= _role_credentials(client, config)
     environment |= {
         "AWS_LAMBDA_FUNCTION_NAME": name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.get("MemorySize") or 128),
@@ -79,3 +82,17 @@ def invoke(
                 f"function {name} failed with exit code {finished.returncode}: its error is in {log_file}"
             )
         return json.loads(result_path.read_text(encoding="utf-8"))
+
+
+def _role_credentials(client: Callable[[str], Any], config: Mapping[str, Any]) -> dict[str, str]:
+    """AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN of the function's execution role."""
+    role = config.get("Role") or ""
+    if not role.startswith("arn:"):
+        raise LambdaError(f"function {config['FunctionName']} has no execution role ARN (Role {role!r})")
+    session = config["FunctionName"][:64]  # the Lambda service names the session after the function
+    credentials = client("sts").assume_role(RoleArn=role, RoleSessionName=session)["Credentials"]
+    return {
+        "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": credentials["SessionToken"],
+    }

@@ -32,6 +32,7 @@ from local_aws.core.api import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT_ID = "123456789012"  # moto's default account: the stack's own (MOTO_ACCOUNT_ID changes it)
 # Not the name a real project bucket gets (the project template names it after the project):
 # a local bucket name can never be mistaken for, or collide with, a real one.
 ARTIFACT_BUCKET = "sagemaker-local-artifacts"
@@ -49,6 +50,16 @@ IDEMPOTENCY_TABLE = f"local-{MODEL_PACKAGE_GROUP}-approval-idempotency"
 # queue is what a subscriber would have received (local_aws.sns.outbox).
 ALERT_TOPIC = f"{PROJECT_STACK}-alerts"
 ALERT_WINDOW_TABLE = f"local-{MODEL_PACKAGE_GROUP}-alert-window"
+# Production in its own account (`LocalStack(prod_account_id=...)`, `make demo PROD_ACCOUNT_ID=...`): what its
+# administrator deploys there once (README "Production in its own AWS account"), deployed by moto's CloudFormation.
+PROD_ACCOUNT_TEMPLATE = REPO_ROOT / "cloudformation" / "prod-account.yml"
+PROD_ACCOUNT_STACK = f"{MODEL_PACKAGE_GROUP}-prod-account"
+# The issuer the prod account's OIDC provider trusts, and that the local GitLab's ID token stand-ins name
+# (local_gitlab.id_tokens): https, as the template requires, and stable across restarts (the port is not).
+LOCAL_GITLAB_ISSUER = "https://127.0.0.1"
+PROD_ACCOUNT_VARIABLE = "LOCAL_STACK_PROD_ACCOUNT_ID"  # set in the server for its plugins (the local GitLab)
+# The local bucket has no customer key (SSE-S3): prod-account.yml still needs a well-formed tooling key ARN.
+NO_TOOLING_KEY = "key/local-sse-s3-no-customer-key"
 # botocore names a service's endpoint variable after its service id, which differs from the client name here.
 SERVICE_IDS = {"events": "eventbridge"}
 # Variables that would mix real credentials into requests to the local stack.
@@ -57,6 +68,35 @@ UNSET_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN")
 
 class LocalStackError(RuntimeError):
     pass
+
+
+def check_prod_account(account_id: str | None) -> str | None:
+    """A prod account id as given (12 digits, not the stack's own), or None; else LocalStackError with the fix."""
+    account_id = (account_id or "").strip() or None
+    if account_id is None:
+        return None
+    if not (len(account_id) == 12 and account_id.isdigit()):
+        raise LocalStackError(f"prod account {account_id!r} is not an AWS account id: give 12 digits (PROD_ACCOUNT_ID)")
+    stack_account = os.environ.get("MOTO_ACCOUNT_ID", DEFAULT_ACCOUNT_ID)
+    if account_id == stack_account:
+        raise LocalStackError(
+            f"prod account {account_id} is the tooling account itself: give another account id, or none for one account"
+        )
+    return account_id
+
+
+def prod_account_parameters(tooling_account_id: str, region: str) -> dict[str, str]:
+    """prod-account.yml's parameters as the local stack deploys it: the local project's names (local_gitlab.project:
+    group `local`, deploy repo `model-deploy`) and the local GitLab's issuer."""
+    return {
+        "SageMakerProjectName": MODEL_PACKAGE_GROUP,
+        "ToolingAccountId": tooling_account_id,
+        "ArtifactBucketName": ARTIFACT_BUCKET,
+        "ToolingKmsKeyArn": f"arn:aws:kms:{region}:{tooling_account_id}:{NO_TOOLING_KEY}",
+        "GitLabServerUrl": LOCAL_GITLAB_ISSUER,
+        "GitLabNamespacePath": "local",
+        "DeployRepositoryName": "model-deploy",
+    }
 
 
 def default_state_dir() -> Path:
@@ -176,6 +216,7 @@ class LocalStack:
         plugins: tuple[str, ...] | list[str] = (),
         progress: Callable[[str], None] | None = None,
         local_gitlab: bool = True,
+        prod_account_id: str | None = None,
     ):
         self.state_dir = Path(state_dir or default_state_dir()).resolve()
         self.region = region  # None: a running stack's region, else DEFAULT_REGION
@@ -185,6 +226,9 @@ class LocalStack:
         plugins = (*defaults, *(plugin for plugin in plugins if plugin not in defaults))
         self.plugins = tuple(str(Path(plugin).resolve()) if plugin.endswith(".py") else plugin for plugin in plugins)
         self.progress = progress or (lambda _message: None)
+        # Production in a second account: the stack bootstraps it (prod-account.yml) and its local GitLab's
+        # deploy project gets the two-account variables. None: one account, as before.
+        self.prod_account_id = check_prod_account(prod_account_id)
         self.info: dict[str, Any] | None = None
         self.startup_seconds: float | None = None
         self._process: subprocess.Popen | None = None
@@ -296,6 +340,8 @@ class LocalStack:
         missing = [plugin for plugin in self.plugins if plugin not in running["plugins"]]
         if missing:
             problems.append(f"it has not loaded the plugin(s) {', '.join(missing)}")
+        if (running.get("prod_account_id") or None) != self.prod_account_id:
+            problems.append(f"its prod account is {running.get('prod_account_id') or 'none (one account)'}")
         if problems:
             raise LocalStackError(
                 f"the local stack in {self.state_dir} is already running (PID {running['pid']}), but "
@@ -311,6 +357,8 @@ class LocalStack:
         command = [sys.executable, "-m", SERVER_MODULE, "--state-dir", str(self.state_dir), "--region", region]
         for plugin in self.plugins:
             command += ["--plugin", plugin]
+        if self.prod_account_id:
+            command += ["--prod-account", self.prod_account_id]
         child_env = dict(os.environ)
         self.progress(f"starting local stack (state {self.state_dir}, log {log_file})")
         started = time.monotonic()
@@ -394,6 +442,52 @@ class LocalStack:
             )
             self.progress(f"model package group {group} (created)")
         self._provision_event_routing()
+        if self.info.get("prod_account_id"):
+            self._bootstrap_prod_account(self.info["prod_account_id"])
+
+    def _bootstrap_prod_account(self, account_id: str) -> None:
+        """What the prod account's administrator deploys once: cloudformation/prod-account.yml, in that account.
+
+        moto's CloudFormation creates its roles, key, capture bucket and alert topic; it skips the bucket and
+        topic policies and the OIDC provider (no moto support), so the provider is created with IAM's own call.
+        The requests act in the prod account by moto's account header, which the journal keeps: a restart
+        replays them there."""
+        from botocore.exceptions import ClientError
+
+        from local_aws.core.api import moto_client
+
+        moto_url, region = self.info["moto_url"], self.info["region"]
+        cloudformation = moto_client(moto_url, "cloudformation", region, account_id)
+        try:
+            stack = cloudformation.describe_stacks(StackName=PROD_ACCOUNT_STACK)["Stacks"][0]
+            self.progress(f"prod account {account_id}: stack {PROD_ACCOUNT_STACK} (already there)")
+        except ClientError:
+            parameters = prod_account_parameters(self.info["account_id"], region)
+            cloudformation.create_stack(
+                StackName=PROD_ACCOUNT_STACK,
+                TemplateBody=PROD_ACCOUNT_TEMPLATE.read_text(encoding="utf-8"),
+                Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()],
+                Capabilities=["CAPABILITY_NAMED_IAM"],
+            )
+            stack = cloudformation.describe_stacks(StackName=PROD_ACCOUNT_STACK)["Stacks"][0]
+            self.progress(f"prod account {account_id}: stack {PROD_ACCOUNT_STACK} from {PROD_ACCOUNT_TEMPLATE.name}")
+        if stack["StackStatus"] != "CREATE_COMPLETE":
+            raise LocalStackError(
+                f"the prod account's stack {PROD_ACCOUNT_STACK} is {stack['StackStatus']}: "
+                f"{stack.get('StackStatusReason') or 'no reason given'}. `make clean` starts from scratch"
+            )
+        iam = moto_client(moto_url, "iam", region, account_id)
+        issuer = LOCAL_GITLAB_ISSUER.removeprefix("https://")
+        providers = [p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]]
+        if not any(arn.endswith(f":oidc-provider/{issuer}") for arn in providers):
+            iam.create_open_id_connect_provider(
+                Url=LOCAL_GITLAB_ISSUER, ClientIDList=["sts.amazonaws.com/production"], ThumbprintList=[]
+            )
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        self.progress(
+            f"prod account {account_id}: deploy role {outputs.get('GitLabDeployProdRoleArn')}, capture bucket "
+            f"{outputs.get('DataCaptureBucketName')}, OIDC provider {LOCAL_GITLAB_ISSUER} (production audience)"
+        )
 
     def _provision_event_routing(self) -> None:
         """The project template's EventBridge rules and their Lambda targets, read from the template itself."""

@@ -16,6 +16,10 @@ Design: a journal of the requests that changed something, replayed into the next
   stack's resulting ids and outputs, and a compacted stack that does not match them after the replay
   makes `restore` reset moto and replay with every stack update kept.
 - Lines cut short by a crash are dropped, and `restore` says so.
+- Each recorded change names the account it acted in (moto's account header, `ACCOUNT_HEADER`), decided as
+  moto decides it when the request arrives: a request signed with STS session keys (an assumed role in
+  another account, e.g. the production job's) acts in the role's account, but those keys mean nothing to
+  the next start's moto, which would replay the request into its default account.
 
 Not a pickle of moto's backends: they hold locks and threads, and their classes change between moto
 releases, so a pickle written by one version may not load, or load wrong, in the next. Requests are
@@ -44,6 +48,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from local_aws.core import journal
+from local_aws.core.api import ACCOUNT_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +113,7 @@ class RecordingApp:
         }
         with self.lock:
             if changes_state(entry):
+                _name_account(entry, environ)
                 entry["seed"] = secrets.randbits(64)
                 _seed_moto(entry["seed"])
             status, headers, chunks = _call(self.app, environ)
@@ -120,6 +126,17 @@ class RecordingApp:
                 journal.append(self.path, entry)  # before the answer leaves: what a client saw is kept
         start_response(status, headers)
         return chunks
+
+
+def _name_account(entry: Entry, environ: dict) -> None:
+    """Pin the account the request acts in, as moto decides it now (its keys, or its own account header)."""
+    if _header(entry, ACCOUNT_HEADER):
+        return
+    from local_aws.core.gateway import caller_account  # moto's own decision, from this process's STS and IAM
+
+    account = caller_account(Request(environ).headers)
+    entry["headers"][ACCOUNT_HEADER] = account
+    environ["HTTP_" + ACCOUNT_HEADER.upper().replace("-", "_")] = account  # the same account now as on replay
 
 
 # --- replay ---------------------------------------------------------------------------------------

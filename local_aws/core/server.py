@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=lifecycle.default_state_dir())
     parser.add_argument("--region", default=lifecycle.DEFAULT_REGION)
     parser.add_argument("--plugin", action="append", default=[], help="module to import at startup (repeatable)")
+    parser.add_argument("--prod-account", default="", help="production's own AWS account id (two accounts)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log: one line per request
@@ -80,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     account_id = os.environ.get("MOTO_ACCOUNT_ID", DEFAULT_ACCOUNT_ID)
 
     os.environ["LOCAL_STACK_STATE_DIR"] = str(state_dir)  # for plugins and the processes they start
+    # The local GitLab's deploy project reads it (its two-account variables): never inherited from the caller.
+    os.environ.pop(lifecycle.PROD_ACCOUNT_VARIABLE, None)
+    if args.prod_account:
+        os.environ[lifecycle.PROD_ACCOUNT_VARIABLE] = args.prod_account
 
     plugins = [*SERVICES, *args.plugin]
     modules = []
@@ -122,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         "state_dir": str(state_dir),
         "region": args.region,
         "account_id": account_id,
+        "prod_account_id": args.prod_account,
         "moto_url": f"http://{moto_host}:{moto_port}",
         "gateway_url": gateway.url,
         "log": str(lifecycle.log_path(state_dir)),

@@ -21,7 +21,9 @@ def create_pipeline(request: dict, context: api.Context) -> dict:
         answer = context.client("sagemaker").create_pipeline(**complete)
         return {"PipelineArn": answer["PipelineArn"]}
 
-    return idempotency.once(context.state_dir, "CreatePipeline", request.get("ClientRequestToken"), create)
+    return idempotency.once(
+        context.state_dir, context.account_id, "CreatePipeline", request.get("ClientRequestToken"), create
+    )
 
 
 def update_pipeline(request: dict, context: api.Context) -> dict:

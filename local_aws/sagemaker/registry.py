@@ -58,7 +58,9 @@ def create_model_package(request: dict[str, Any], context: api.Context) -> dict[
         events.emit(created_event(sagemaker, arn))
         return {"ModelPackageArn": arn}
 
-    return idempotency.once(context.state_dir, "CreateModelPackage", request.get("ClientToken"), create)
+    return idempotency.once(
+        context.state_dir, context.account_id, "CreateModelPackage", request.get("ClientToken"), create
+    )
 
 
 def created_event(sagemaker, arn: str) -> dict:

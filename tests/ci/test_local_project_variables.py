@@ -7,6 +7,7 @@ the jobs read is left at its real-AWS default (15 s per CloudFormation poll on e
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -50,3 +51,51 @@ def test_only_the_production_role_is_environment_scoped_on_gitlab():
     assert {key: scope for key, scope in scoped.items() if scope != ("*", False)} == {
         "PROD_DEPLOY_ROLE_ARN": ("production", True)
     }
+
+
+def test_with_a_prod_account_only_the_prod_role_moves_there_as_project_yml_names_it():
+    one, two = project.deploy_variables(REGION), project.deploy_variables(REGION, "210987654321")
+    assert two["PROD_DEPLOY_ROLE_ARN"] == "arn:aws:iam::210987654321:role/abalone-prod-deploy"
+    assert one["PROD_DEPLOY_ROLE_ARN"].startswith("arn:aws:iam::123456789012:role/")  # one account: as before
+    assert {k: v for k, v in two.items() if k != "PROD_DEPLOY_ROLE_ARN"} == {
+        k: v for k, v in one.items() if k != "PROD_DEPLOY_ROLE_ARN"
+    }
+    # project.yml's own naming of the prod role, with ProdAccountId set: the local value cannot drift from it.
+    template = (REPO_ROOT / "cloudformation" / "project.yml").read_text(encoding="utf-8")
+    assert "arn:${AWS::Partition}:iam::${ProdAccountId}:role/${SageMakerProjectName}-prod-deploy" in template
+
+
+def test_the_two_account_prod_config_is_the_prod_stacks_outputs_and_passes_the_deploy_checks():
+    from deploy import accounts
+
+    outputs = {
+        "ModelExecutionRoleArn": "arn:aws:iam::210987654321:role/abalone-prod-model-execution",
+        "DataCaptureBucketName": "abalone-prod-account-datacapturebucket-x",
+        "KmsKeyArn": "arn:aws:kms:us-east-1:210987654321:key/k",
+        "AlertTopicArn": "arn:aws:sns:us-east-1:210987654321:abalone-prod-alerts",
+    }
+    base = json.loads((REPO_ROOT / "model-deploy" / "prod-config.json").read_text(encoding="utf-8"))
+    config = project.prod_config(base, "210987654321", outputs)
+    assert accounts.of_stage(config, "prod") == ("210987654321", "")
+    assert config["Parameters"]["ArtifactBucket"] == outputs["DataCaptureBucketName"]
+    assert config["Parameters"]["AlertTopicArn"] == outputs["AlertTopicArn"]
+    assert {k: v for k, v in config["Parameters"].items() if k in base["Parameters"]} == base["Parameters"]
+
+
+def test_the_id_token_stand_in_has_the_audience_the_job_asks_for():
+    from local_gitlab import id_tokens
+
+    ci_file = REPO_ROOT / "model-deploy" / ".gitlab-ci.yml"
+    from cfnlint.decode import cfn_yaml
+
+    parameters = cfn_yaml.load(str(REPO_ROOT / "cloudformation" / "prod-account.yml"))["Parameters"]
+    assert parameters["ProductionOidcAudience"]["Default"] == id_tokens.PRODUCTION_AUDIENCE
+    assert id_tokens.audience(ci_file, "production-deploy") == id_tokens.PRODUCTION_AUDIENCE
+    assert id_tokens.audience(ci_file, "production-rollback") == "sts.amazonaws.com/production"
+    assert id_tokens.audience(ci_file, "staging-deploy") == "sts.amazonaws.com"  # from .aws-oidc, by `extends`
+    claims = id_tokens.job_claims(
+        "https://127.0.0.1", "sts.amazonaws.com/production", "local/model-deploy", "main", 7, 1
+    )
+    token = id_tokens.issue(claims)
+    assert id_tokens.claims_of(token)["sub"] == "project_path:local/model-deploy:ref_type:branch:ref:main"
+    assert id_tokens.claims_of(token)["aud"] == "sts.amazonaws.com/production"

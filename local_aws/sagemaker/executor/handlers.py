@@ -26,19 +26,15 @@ _ID_ALPHABET = string.ascii_lowercase + string.digits
 def start_pipeline_execution(request: dict, context: api.Context) -> dict:
     # The same ClientRequestToken again is the same request: the first execution's ARN, nothing started.
     return idempotency.once(
-        context.state_dir, "StartPipelineExecution", request.get("ClientRequestToken"), lambda: _start(request, context)
+        context.state_dir,
+        context.account_id,
+        "StartPipelineExecution",
+        request.get("ClientRequestToken"),
+        lambda: _start(request, context),
     )
 
 
 def _start(request: dict, context: api.Context) -> dict:
-    if not context.in_stack_account:
-        # A step's process acts with the stack's own keys (the executor's `environment`), so it would read and
-        # write the stack's account, not the caller's: refused rather than run across accounts.
-        raise api.LocalApiError(
-            "ValidationException",
-            f"the local stack runs pipelines in its own account {context.stack_account_id} only; this request is"
-            f" from account {context.account_id}",
-        )
     sagemaker = context.client("sagemaker")
     pipeline = sagemaker.describe_pipeline(PipelineName=request["PipelineName"])  # moto's errors pass through
     if not pipeline.get("PipelineDefinition"):
@@ -88,8 +84,9 @@ def _start(request: dict, context: api.Context) -> dict:
         execution["ParallelismConfiguration"] = parallelism
     if selective:
         execution["SelectiveExecutionConfig"] = {**selective, "SourcePipelineExecutionArn": reference_arn}
+    role = _role_credentials(pipeline, context)  # before the execution exists: a refusal leaves nothing behind
     ExecutionStore(context.state_dir).save(execution)
-    _launch(execution, definition, context, reuse=reuse, selected=selected, reference_arn=reference_arn)
+    _launch(execution, definition, context, role, reuse=reuse, selected=selected, reference_arn=reference_arn)
     return {"PipelineExecutionArn": execution["PipelineExecutionArn"]}
 
 
@@ -144,7 +141,7 @@ def _selection(selective: dict, pipeline: dict, definition: dict, context: api.C
     return reference_arn, reuse, selected
 
 
-def _launch(execution: dict, definition: dict, context: api.Context, **plan) -> None:
+def _launch(execution: dict, definition: dict, context: api.Context, role: dict[str, str], **plan) -> None:
     store = ExecutionStore(context.state_dir)
     sagemaker = context.client("sagemaker")
     settings = Settings(
@@ -154,8 +151,7 @@ def _launch(execution: dict, definition: dict, context: api.Context, **plan) -> 
         sagemaker=sagemaker,
         environment={
             "AWS_ENDPOINT_URL": context.moto_url,
-            "AWS_ACCESS_KEY_ID": api.DUMMY_ACCESS_KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": api.DUMMY_SECRET_ACCESS_KEY,
+            **role,
             "AWS_DEFAULT_REGION": context.region,
             # The per-service endpoints too (EventBridge, SageMaker on the gateway): a step's own PutEvents is then
             # recorded and routed through the rules like any other event, as on AWS.
@@ -173,6 +169,26 @@ def _launch(execution: dict, definition: dict, context: api.Context, **plan) -> 
             _running.pop(arn, None)
 
     threading.Thread(target=run, name=f"pipeline-{arn.rsplit('/', 1)[1]}", daemon=True).start()
+
+
+def _role_credentials(pipeline: dict, context: api.Context) -> dict[str, str]:
+    """What SageMaker gives a pipeline's jobs: credentials of the pipeline's role (moto's STS), so a step's own
+    process acts in the pipeline's account, the caller's. A role of another account is refused, as IAM's PassRole
+    refuses it."""
+    role = pipeline.get("RoleArn") or ""
+    if role.split(":")[4:5] != [context.account_id]:
+        raise api.LocalApiError(
+            "ValidationException",
+            f"pipeline {pipeline['PipelineName']}'s role {role or '(none)'} is not in its account {context.account_id}:"
+            " a pipeline's jobs run with a role of the pipeline's own account (UpdatePipeline with RoleArn)",
+        )
+    session = f"SageMaker-{pipeline['PipelineName']}"[:64]
+    credentials = context.client("sts").assume_role(RoleArn=role, RoleSessionName=session)["Credentials"]
+    return {
+        "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": credentials["SessionToken"],
+    }
 
 
 def describe_pipeline_execution(request: dict, context: api.Context) -> dict:
@@ -251,7 +267,9 @@ def stop_pipeline_execution(request: dict, context: api.Context) -> dict:
         runner.stop_requested.set()  # takes effect before the next step starts, as Stopping does on AWS
         return {"PipelineExecutionArn": arn}
 
-    return idempotency.once(context.state_dir, "StopPipelineExecution", request.get("ClientRequestToken"), stop)
+    return idempotency.once(
+        context.state_dir, context.account_id, "StopPipelineExecution", request.get("ClientRequestToken"), stop
+    )
 
 
 def retry_pipeline_execution(request: dict, context: api.Context) -> dict:
@@ -275,11 +293,15 @@ def retry_pipeline_execution(request: dict, context: api.Context) -> dict:
         execution.pop("FailureReason", None)
         if request.get("ParallelismConfiguration"):
             execution["ParallelismConfiguration"] = request["ParallelismConfiguration"]
+        name = execution["PipelineArn"].rsplit("/", 1)[1]  # moto finds a pipeline by its name, not its ARN
+        role = _role_credentials(context.client("sagemaker").describe_pipeline(PipelineName=name), context)
         ExecutionStore(context.state_dir).save(execution)
-        _launch(execution, json.loads(execution["PipelineDefinition"]), context, reuse=reuse)
+        _launch(execution, json.loads(execution["PipelineDefinition"]), context, role, reuse=reuse)
         return {"PipelineExecutionArn": arn}
 
-    return idempotency.once(context.state_dir, "RetryPipelineExecution", request.get("ClientRequestToken"), retry)
+    return idempotency.once(
+        context.state_dir, context.account_id, "RetryPipelineExecution", request.get("ClientRequestToken"), retry
+    )
 
 
 def update_pipeline_execution(request: dict, context: api.Context) -> dict:
