@@ -382,7 +382,14 @@ class LocalStack:
                 "RestrictPublicBuckets": True,
             },
         )
-        self.progress(f"artifact bucket s3://{bucket} (encrypted at rest, public access blocked)")
+        # As the project template's ArtifactBucket: S3 sends its object events to EventBridge, where the batch
+        # pipeline's input rule (model-deploy/batch-schedule-template.yml) waits for them (local_aws/s3/).
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+        self.progress(
+            f"artifact bucket s3://{bucket} (encrypted at rest, public access blocked, events to EventBridge)"
+        )
         sagemaker = self.client("sagemaker")
         group = env["MODEL_PACKAGE_GROUP_NAME"]
         try:
