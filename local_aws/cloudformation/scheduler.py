@@ -13,6 +13,7 @@ stacks get their schedules again.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
@@ -76,7 +77,11 @@ class CloudFormationSchedule(CloudFormationModel):
     ) -> CloudFormationSchedule:
         properties = cloudformation_json.get("Properties") or {}
         arguments = _arguments(properties.get("Name") or resource_name, properties)
-        return cls(_backend(account_id, region_name).create_schedule(**arguments, action_after_completion=properties.get("ActionAfterCompletion")))
+        return cls(
+            _backend(account_id, region_name).create_schedule(
+                **arguments, action_after_completion=properties.get("ActionAfterCompletion")
+            )
+        )
 
     @classmethod
     def update_from_cloudformation_json(  # type: ignore[misc]
@@ -103,10 +108,8 @@ class CloudFormationSchedule(CloudFormationModel):
         properties = cloudformation_json.get("Properties") or {}
         from moto.scheduler.exceptions import ScheduleNotFound
 
-        try:
+        with contextlib.suppress(ScheduleNotFound):
             _backend(account_id, region_name).delete_schedule(properties.get("GroupName") or "default", resource_name)
-        except ScheduleNotFound:
-            pass
 
     def delete(self, account_id: str, region_name: str) -> None:
         _backend(account_id, region_name).delete_schedule(self.schedule.group_name, self.schedule.name)

@@ -81,7 +81,7 @@ class Router:
                     source_account=(context or self.context).account_id,
                     environ=(context or self.context).environment,
                     session_name=f"events-{rule}"[:64],
-                )
+                ).execution_arn
             else:
                 record["result"] = self._send(target, transform.render(target, event, rule_arn=rule_arn), context)
             record["status"] = "delivered"

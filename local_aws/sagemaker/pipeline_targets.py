@@ -21,8 +21,10 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import threading
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -37,6 +39,12 @@ CONDITION_OPERATORS = {
 }
 
 
+@dataclass(frozen=True)
+class Started:
+    execution_arn: str
+    caller: str  # the assumed-role session that called StartPipelineExecution
+
+
 class TargetError(ValueError):
     """The target cannot be invoked as AWS would invoke it; the message names the problem and the fix."""
 
@@ -45,7 +53,9 @@ def pipeline_name(target: Mapping[str, Any]) -> str:
     arn = str(target.get("Arn", ""))
     found = PIPELINE_ARN.match(arn)
     if found is None:
-        raise TargetError(f"target {arn!r} is not a SageMaker pipeline ARN (arn:aws:sagemaker:<region>:<account>:pipeline/<name>)")
+        raise TargetError(
+            f"target {arn!r} is not a SageMaker pipeline ARN (arn:aws:sagemaker:<region>:<account>:pipeline/<name>)"
+        )
     return found["name"]
 
 
@@ -57,8 +67,8 @@ def start_as_service(
     source_account: str,
     environ: Mapping[str, str],
     session_name: str = "local-stack-target",
-) -> str:
-    """Start the target's pipeline as its role, assumed by `service`; returns the execution ARN."""
+) -> Started:
+    """Start the target's pipeline as its role, assumed by `service`."""
     name = pipeline_name(target)
     role_arn = target.get("RoleArn")
     if not role_arn:
@@ -78,10 +88,11 @@ def start_as_service(
         credentials=credentials,
     )
     parameters = list((target.get("SageMakerPipelineParameters") or {}).get("PipelineParameterList") or [])
+    caller = _client("sts", environ, credentials=credentials).get_caller_identity()["Arn"]
     answer = sagemaker.start_pipeline_execution(
         PipelineName=name, PipelineParameters=parameters, ClientRequestToken=str(uuid.uuid4())
     )
-    return answer["PipelineExecutionArn"]
+    return Started(answer["PipelineExecutionArn"], caller)
 
 
 def check_trust(trust: Any, role_arn: str, *, service: str, source_account: str, source_arn: str) -> None:
@@ -131,6 +142,22 @@ def _as_list(value: Any) -> list:
 
 
 def _client(service: str, environ: Mapping[str, str], *, endpoint: str | None = None, credentials=None):
+    """A boto3 client on the stack; those with the stack's own keys are cached (building one costs ~50 ms)."""
+    if credentials:
+        return _new_client(service, environ, endpoint, credentials)
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    key = (service, endpoint or environ["AWS_ENDPOINT_URL"], region, environ["AWS_ACCESS_KEY_ID"])
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = _new_client(service, environ, endpoint, None)
+        return _clients[key]
+
+
+_clients: dict[tuple, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _new_client(service: str, environ: Mapping[str, str], endpoint: str | None, credentials):
     import boto3
     from botocore.config import Config
 

@@ -36,7 +36,9 @@ def zone(timezone: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(timezone or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
-        raise ExpressionError(f"ScheduleExpressionTimezone {timezone!r} is not an IANA time zone (e.g. Europe/Stockholm)") from None
+        raise ExpressionError(
+            f"ScheduleExpressionTimezone {timezone!r} is not an IANA time zone (e.g. Europe/Stockholm)"
+        ) from None
 
 
 def due_times(

@@ -37,6 +37,7 @@ class Invocation:
     role_arn: str
     parameters: list[dict[str, str]] = field(default_factory=list)
     due: str | None = None  # the due time it fired for (None: fired on demand)
+    caller: str = ""  # the identity that started the execution: the role's assumed-role session
 
 
 def get_schedule(name: str, environ: Mapping[str, str], group: str | None = None) -> dict[str, Any]:
@@ -75,7 +76,7 @@ def fire(
             )
         account = schedule["Arn"].split(":")[4]
         try:
-            execution = start_as_service(
+            started = start_as_service(
                 target,
                 service=SERVICE_PRINCIPAL,
                 source_arn=schedule["Arn"],
@@ -86,8 +87,10 @@ def fire(
         except TargetError as error:
             raise ScheduleError(f"schedule {name}: {error}") from None
         parameters = list((target.get("SageMakerPipelineParameters") or {}).get("PipelineParameterList") or [])
-        invocation = Invocation(name, schedule["Arn"], execution, target["RoleArn"], parameters, record["due"])
-        record |= {"status": "started", "pipeline_execution_arn": execution}
+        invocation = Invocation(
+            name, schedule["Arn"], started.execution_arn, target["RoleArn"], parameters, record["due"], started.caller
+        )
+        record |= {"status": "started", "pipeline_execution_arn": started.execution_arn, "caller": started.caller}
         return invocation
     except ScheduleError as error:
         record |= {"status": "refused", "error": str(error)}

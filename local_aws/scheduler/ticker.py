@@ -33,8 +33,16 @@ def utc_now() -> dt.datetime:
 
 
 class Ticker:
-    def __init__(self, environ: Mapping[str, str], *, clock: Clock = utc_now, state_dir: Path | None = None):
+    def __init__(
+        self,
+        environ: Mapping[str, str],
+        *,
+        clock: Clock = utc_now,
+        state_dir: Path | None = None,
+        group: str | None = None,  # watch one schedule group only (None: every group)
+    ):
         self.environ = dict(environ)
+        self.group = group
         self.clock = clock
         self.state_dir = state_dir
         self._watched: dict[str, tuple[tuple, dt.datetime]] = {}  # arn -> (expression key, checked until)
@@ -47,7 +55,7 @@ class Ticker:
             now = self.clock().astimezone(dt.UTC)
             fired = []
             scheduler = _client("scheduler", self.environ)
-            for summary in _schedules(scheduler):
+            for summary in _schedules(scheduler, self.group):
                 if summary.get("State") != "ENABLED":
                     continue
                 schedule = scheduler.get_schedule(Name=summary["Name"], GroupName=summary.get("GroupName", "default"))
@@ -74,7 +82,13 @@ class Ticker:
         for when in due:
             try:
                 fired.append(
-                    fire(schedule["Name"], self.environ, group=schedule.get("GroupName"), due=when, state_dir=self.state_dir)
+                    fire(
+                        schedule["Name"],
+                        self.environ,
+                        group=schedule.get("GroupName"),
+                        due=when,
+                        state_dir=self.state_dir,
+                    )
                 )
                 log.info("schedule %s fired for %s", schedule["Name"], when.isoformat())
             except ScheduleError as error:
@@ -105,10 +119,12 @@ class Ticker:
             self._thread.join(timeout=5)
 
 
-def _schedules(scheduler) -> list[dict]:
+def _schedules(scheduler, group: str | None) -> list[dict]:
     found, token = [], None
     while True:
-        page = scheduler.list_schedules(**({"NextToken": token} if token else {}))
+        page = scheduler.list_schedules(
+            **({"NextToken": token} if token else {}), **({"GroupName": group} if group else {})
+        )
         found += page.get("Schedules") or []
         token = page.get("NextToken")
         if not token:
