@@ -308,3 +308,30 @@ def test_malformed_expressions_say_what_is_expected(expression, timezone, messag
     now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
     with pytest.raises(expressions.ExpressionError, match=message):
         expressions.due_times(expression, timezone, now, now + dt.timedelta(days=1))
+
+
+def test_the_trust_check_evaluates_the_source_conditions_the_services_set():
+    from local_aws.sagemaker.pipeline_targets import TargetError, check_trust
+
+    role = "arn:aws:iam::123456789012:role/r"
+    trust = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "scheduler.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
+            }
+        ]
+    }
+    source = "arn:aws:scheduler:us-east-1:123456789012:schedule/default/s"
+    check_trust(trust, role, service="scheduler.amazonaws.com", source_account="123456789012", source_arn=source)
+    with pytest.raises(
+        TargetError, match="StringEquals aws:SourceAccount '123456789012' does not admit '210987654321'"
+    ):
+        check_trust(trust, role, service="scheduler.amazonaws.com", source_account="210987654321", source_arn=source)
+    with pytest.raises(TargetError, match="no statement allows events.amazonaws.com"):
+        check_trust(trust, role, service="events.amazonaws.com", source_account="123456789012", source_arn=source)
+    trust["Statement"][0]["Condition"] = {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}
+    with pytest.raises(TargetError, match="IpAddress is not evaluated"):
+        check_trust(trust, role, service="scheduler.amazonaws.com", source_account="123456789012", source_arn=source)
