@@ -108,7 +108,8 @@ class Ticker:
                 except Exception:  # noqa: BLE001 - the stack may be stopping; the next tick tries again
                     log.exception("scheduler tick failed")
 
-        self.tick()  # watch what exists from now on
+        # The first tick (which starts watching what exists) runs on the thread, after one interval: the stack is
+        # announced ready without waiting for it.
         self._thread = threading.Thread(target=loop, name="scheduler", daemon=True)
         self._thread.start()
         return self
