@@ -105,8 +105,12 @@ class Ticker:
             while not self._stop.wait(interval):
                 try:
                     self.tick()
-                except Exception:  # noqa: BLE001 - the stack may be stopping; the next tick tries again
-                    log.exception("scheduler tick failed")
+                except Exception as error:  # noqa: BLE001 - the next tick tries again
+                    if self._stop.is_set():
+                        return  # the stack is stopping: moto may be gone already
+                    log.warning(
+                        "scheduler tick failed (%s: %s); trying again in %.0f s", type(error).__name__, error, interval
+                    )
 
         # The first tick (which starts watching what exists) runs on the thread, after one interval: the stack is
         # announced ready without waiting for it.
