@@ -410,6 +410,12 @@ class LocalStack:
         if gitlab is None:
             self.progress("no local GitLab in this stack: the project template's event rules are not provisioned")
             return
+        retraining = os.environ.get("LOCAL_STACK_RETRAINING_TARGET") or "gitlab"
+        if retraining not in ("gitlab", "pipeline"):
+            raise LocalStackError(
+                f"LOCAL_STACK_RETRAINING_TARGET={retraining!r}: the project template's RetrainingTarget is gitlab"
+                " or pipeline"
+            )
         self._ensure_idempotency_table()
         alert_topic = self._ensure_alerts()
         rules = event_routing.provision(
@@ -418,6 +424,8 @@ class LocalStack:
             parameters={
                 "SageMakerProjectName": self.info["env"]["MODEL_PACKAGE_GROUP_NAME"],
                 "GitLabServerUrl": gitlab["url"],
+                # The template's RetrainingTarget: gitlab (its default) or pipeline.
+                "RetrainingTarget": retraining,
             },
             resources={
                 "TriggerSecret": gitlab["trigger_secret_arn"],
