@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from local_aws.core import journal
 from local_aws.sagemaker.pipeline_targets import TargetError, _client, start_as_service
 
@@ -86,6 +88,10 @@ def fire(
             )
         except TargetError as error:
             raise ScheduleError(f"schedule {name}: {error}") from None
+        except ClientError as error:  # the pipeline is missing, the parameters are not the pipeline's, ...
+            raise ScheduleError(
+                f"schedule {name}: StartPipelineExecution of {target['Arn']} as {target.get('RoleArn')} failed: {error}"
+            ) from None
         parameters = list((target.get("SageMakerPipelineParameters") or {}).get("PipelineParameterList") or [])
         invocation = Invocation(
             name, schedule["Arn"], started.execution_arn, target["RoleArn"], parameters, record["due"], started.caller

@@ -162,6 +162,19 @@ def test_the_cli_fires_a_schedule_and_refuses_a_disabled_one(local_stack, trigge
     assert missing.returncode == 1 and "does not exist" in missing.stderr
 
 
+def test_a_schedule_whose_pipeline_does_not_exist_fails_naming_it(local_stack, triggers):
+    scheduler = local_stack.client("scheduler")
+    target = scheduler.get_schedule(Name=triggers["ScheduleName"])["Target"]
+    name = f"gone-{uuid.uuid4().hex[:6]}"
+    gone = {**target, "Arn": target["Arn"].rsplit("/", 1)[0] + "/no-such-pipeline"}
+    scheduler.create_schedule(
+        Name=name, ScheduleExpression="rate(1 day)", FlexibleTimeWindow={"Mode": "OFF"}, Target=gone
+    )
+    with pytest.raises(invoke.ScheduleError, match="StartPipelineExecution of .*no-such-pipeline.* failed"):
+        invoke.fire(name, local_stack.environ(), state_dir=local_stack.state_dir)
+    assert invoke.read_invocations(local_stack.state_dir)[-1]["status"] == "refused"
+
+
 def test_a_role_whose_trust_does_not_admit_the_scheduler_is_refused(local_stack, triggers):
     iam, scheduler = local_stack.client("iam"), local_stack.client("scheduler")
     name = f"lambda-only-{uuid.uuid4().hex[:6]}"
@@ -226,13 +239,15 @@ def test_an_object_under_the_input_prefix_starts_the_pipeline_and_elsewhere_does
     s3.put_object(Bucket=BUCKET, Key=f"elsewhere/{uuid.uuid4().hex}.csv", Body=b"1,2\n")
     key = f"{triggers['prefix']}batch-{uuid.uuid4().hex[:6]}.csv"
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"1,2\n")
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # generous: the machine is shared
     while time.monotonic() < deadline:
         delivered = [d for d in read_deliveries(local_stack.state_dir) if d["rule"] == triggers["InputRuleName"]]
         if delivered:
             break
         time.sleep(0.2)
-    (delivery,) = delivered
+    assert delivered, "the input rule delivered nothing within 90 s (see the stack's events.jsonl and server.log)"
+    time.sleep(1)  # an object elsewhere would have been routed by now too (the bus is one ordered thread)
+    (delivery,) = [d for d in read_deliveries(local_stack.state_dir) if d["rule"] == triggers["InputRuleName"]]
     assert delivery["status"] == "delivered", delivery
     assert len(executions(local_stack, triggers["pipeline"])) == before + 1  # the object elsewhere started none
     assert parameters_of(local_stack, delivery["result"])["InputDataUrl"] == f"s3://{BUCKET}/{triggers['prefix']}"
