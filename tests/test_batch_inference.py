@@ -183,3 +183,18 @@ def test_the_retraining_decision_starts_the_build_in_the_local_gitlab_with_its_l
     package = sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
     assert newest["ModelPackageArn"] != approved["arn"]
     assert package["CustomerMetadataProperties"]["GitLabPipelineUrl"] == build.web_url
+
+
+def test_the_drifted_run_and_the_retraining_decision_reach_the_alert_topic(drifted_runs, stack):
+    """Through the template's BatchDriftAlertRule and RetrainingAlertRule, the alert gate, the topic, its outbox."""
+    import time
+
+    from local_aws.core.lifecycle import ALERT_TOPIC
+    from local_aws.sns import outbox
+
+    url, subjects, deadline = outbox.queue_url(stack.client, ALERT_TOPIC), [], time.monotonic() + 60
+    wanted = {"[abalone] Batch inference drift in staging", "[abalone] Retraining started by batch drift in staging"}
+    while not wanted <= set(subjects) and time.monotonic() < deadline:
+        subjects += [message.subject for message in outbox.drain(stack.client, url)]
+        time.sleep(0.2)
+    assert wanted <= set(subjects), subjects
