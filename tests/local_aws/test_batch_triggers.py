@@ -350,3 +350,34 @@ def test_the_trust_check_evaluates_the_source_conditions_the_services_set():
     trust["Statement"][0]["Condition"] = {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}
     with pytest.raises(TargetError, match="IpAddress is not evaluated"):
         check_trust(trust, role, service="scheduler.amazonaws.com", source_account="123456789012", source_arn=source)
+
+
+def test_the_tickers_thread_fires_what_falls_due_and_stops(local_stack, triggers):
+    """The loop the stack runs (`local_aws.scheduler.start`), here with a short interval and an injected clock."""
+    scheduler = local_stack.client("scheduler")
+    name = f"thread-{uuid.uuid4().hex[:6]}"
+    scheduler.create_schedule_group(Name=name)
+    target = scheduler.get_schedule(Name=triggers["ScheduleName"])["Target"]
+    scheduler.create_schedule(
+        Name=name,
+        GroupName=name,
+        ScheduleExpression="at(2026-12-24T18:00:00)",
+        ScheduleExpressionTimezone="UTC",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target=target,
+        ActionAfterCompletion="DELETE",
+    )
+    times = iter(
+        [dt.datetime(2026, 12, 24, 17, 59, tzinfo=dt.UTC)] + [dt.datetime(2026, 12, 24, 18, 1, tzinfo=dt.UTC)] * 10_000
+    )
+    ticker = Ticker(local_stack.environ(), clock=lambda: next(times), state_dir=local_stack.state_dir, group=name)
+    ticker.start(interval=0.1)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and scheduler.list_schedules(GroupName=name)["Schedules"]:
+            time.sleep(0.1)
+    finally:
+        ticker.stop()
+    fired = [i for i in invoke.read_invocations(local_stack.state_dir) if i["schedule"] == name]
+    assert [i["due"] for i in fired] == ["2026-12-24T18:00:00+00:00"] and fired[0]["status"] == "started"
+    assert scheduler.list_schedules(GroupName=name)["Schedules"] == []  # at() + DELETE: gone after it fired
