@@ -381,3 +381,15 @@ def test_the_tickers_thread_fires_what_falls_due_and_stops(local_stack, triggers
     fired = [i for i in invoke.read_invocations(local_stack.state_dir) if i["schedule"] == name]
     assert [i["due"] for i in fired] == ["2026-12-24T18:00:00+00:00"] and fired[0]["status"] == "started"
     assert scheduler.list_schedules(GroupName=name)["Schedules"] == []  # at() + DELETE: gone after it fired
+
+
+def test_the_demos_commands_fire_a_schedule_and_upload_a_batch_through_their_own_paths(local_stack, triggers):
+    from local_demo import batch_triggers
+
+    fired = batch_triggers.fire_schedule(local_stack, triggers["ScheduleName"])
+    assert parameters_of(local_stack, fired.pipeline_execution_arn)["ShardCount"] == "3"
+    key = f"{triggers['prefix']}demo-{uuid.uuid4().hex[:6]}.csv"
+    started = batch_triggers.upload_batch(local_stack, key, b"1,2\n", timeout=90)
+    assert started in [e["PipelineExecutionArn"] for e in executions(local_stack, triggers["pipeline"])]
+    with pytest.raises(batch_triggers.TriggerTimeout, match="no rule started a pipeline"):
+        batch_triggers.upload_batch(local_stack, f"elsewhere/{uuid.uuid4().hex}.csv", b"x", timeout=2)
