@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return command(args)
     except (NoCredentialsError, NoRegionError) as error:
         print(
-            f'error: {error}. Against the local stack: eval "$(scripts/local-stack env)"; '
+            f'error: {str(error).rstrip(".")}. Against the local stack: eval "$(scripts/local-stack env)"; '
             "against AWS: configure credentials and AWS_REGION.",
             file=sys.stderr,
         )

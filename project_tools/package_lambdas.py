@@ -38,9 +38,10 @@ SEED_FOLDERS = ("model-build", "model-deploy")
 LAMBDA_PYTHON = "3.11"  # the template's Runtime: python3.11
 LAMBDA_PLATFORM = "x86_64-manylinux2014"  # the template's Architectures: x86_64
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
-# Installer leftovers that differ between machines or are useless in a Lambda: byte code anywhere, and
-# the console scripts uv writes to the target's top-level bin/ (a package's own bin/ folder is kept).
-SKIPPED_TOP_LEVEL = "bin"
+# Installer leftovers that differ between machines or are useless in a Lambda: byte code anywhere, the
+# console scripts uv writes to the target's top-level bin/ (a package's own bin/ folder is kept), and the
+# `.lock` file uv leaves at the top of a --target folder.
+SKIPPED_TOP_LEVEL = ("bin", ".lock")
 
 
 class PackagingError(Exception):
@@ -70,7 +71,7 @@ def tree_entries(folder: Path, prefix: str = "") -> list[Entry]:
     entries = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
-        leftover = relative.parts[0] == SKIPPED_TOP_LEVEL or "__pycache__" in relative.parts or path.suffix == ".pyc"
+        leftover = relative.parts[0] in SKIPPED_TOP_LEVEL or "__pycache__" in relative.parts or path.suffix == ".pyc"
         if path.is_dir() or leftover:
             continue
         executable = bool(path.stat().st_mode & stat.S_IXUSR)

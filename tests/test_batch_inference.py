@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import boto3
@@ -115,8 +116,14 @@ def sample() -> pd.DataFrame:
     return pd.read_csv(ABALONE_CSV).sample(300, random_state=7).reset_index(drop=True)
 
 
-def test_clean_batch_scores_every_row_with_the_approved_version_and_finds_no_drift(approved, sample):
-    summary = run_batch(put_batch("clean", sample))
+@pytest.fixture(scope="module")
+def clean_run(approved, sample) -> dict:
+    """The clean batch's drift summary (first run of the module: the retraining window below counts on it)."""
+    return run_batch(put_batch("clean", sample))
+
+
+def test_clean_batch_scores_every_row_with_the_approved_version_and_finds_no_drift(approved, sample, clean_run):
+    summary = clean_run
     assert summary["model_package_arn"] == approved["arn"]
     assert summary["rows"] == len(sample)
     execution = summary["execution_id"]
@@ -126,12 +133,17 @@ def test_clean_batch_scores_every_row_with_the_approved_version_and_finds_no_dri
     assert summary["checks"]["data_quality"]["ran"] and summary["checks"]["feature_attribution"]["ran"]
     assert summary["violation_count"] == 0, summary["checks"]
     assert summary["attribution_ndcg"] > 0.9
-    assert set(summary["feature_distances"]) >= {"sex", "length", "shell_weight"}
+    # The drift check reads the model's input (the encoded features), the schema of the build's baseline.
+    from pipelines.abalone import preprocess
+
+    assert set(summary["feature_distances"]) == set(preprocess.ENCODED_FEATURES)
     assert summary["decision"]["retrain"] is False
 
 
 @pytest.fixture(scope="module")
-def drifted_runs(approved, sample) -> tuple[dict, dict]:
+def drifted_runs(approved, sample, clean_run) -> tuple[dict, dict]:
+    """Two drifted runs after the clean one: the first breaks the threshold once (a drift event), the second twice in
+    the window (the retraining event)."""
     first = run_batch(put_batch("drift-1", drifted(sample)))
     second = run_batch(put_batch("drift-2", drifted(sample.iloc[::-1])))
     return first, second
@@ -141,6 +153,9 @@ def test_drifted_batches_are_flagged_and_the_rule_asks_for_retraining_on_the_sec
     first, second = drifted_runs
     kinds = {v["constraint_check_type"] for v in first["checks"]["data_quality"]["violations"]}
     assert "baseline_drift_check" in kinds
+    assert kinds <= {"baseline_drift_check"}, first["checks"]["data_quality"]["violations"]  # no column is missing
+    flagged = {v["feature_name"] for v in first["checks"]["data_quality"]["violations"]}
+    assert {"whole_weight", "viscera_weight"} <= flagged
     assert first["checks"]["feature_attribution"]["violations"], first["attribution_ndcg"]
     assert first["attribution_ndcg"] < 0.9 and first["breach"]
     # One breach in the window so far (the clean run before it did not break the threshold): no retraining yet.
@@ -198,3 +213,76 @@ def test_the_drifted_run_and_the_retraining_decision_reach_the_alert_topic(drift
         subjects += [message.subject for message in outbox.drain(stack.client, url)]
         time.sleep(0.2)
     assert wanted <= set(subjects), subjects
+
+
+# The model-quality pipeline with late labels: labels for the clean run's predictions land under
+# ground-truth/<batch-execution-id>/ (record_id = the row's position in the batch input).
+def put_labels(execution_id: str, labels: pd.DataFrame, files: int = 1) -> str:
+    s3 = boto3.client("s3")
+    prefix = f"batch-inference/abalone/staging/ground-truth/{execution_id}/"
+    for item in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []):
+        s3.delete_object(Bucket=BUCKET, Key=item["Key"])  # corrected labels replace the earlier ones
+    edges = np.linspace(0, len(labels), files + 1).astype(int)
+    for number, part in enumerate(labels.iloc[start:end] for start, end in zip(edges[:-1], edges[1:], strict=True)):
+        buffer = io.StringIO()
+        part.to_csv(buffer, index=False)
+        s3.put_object(Bucket=BUCKET, Key=f"{prefix}labels-{number}.csv", Body=buffer.getvalue().encode())
+    return f"s3://{BUCKET}/{prefix}"
+
+
+def run_quality(ground_truth: str) -> dict:
+    from deploy.batch import quality_run
+    from deploy.environment import RESULTS_VARIABLES, load
+
+    return quality_run.execute(load(RESULTS_VARIABLES), "staging", ground_truth)
+
+
+def labels_of(frame: pd.DataFrame, shift: float = 0.0) -> pd.DataFrame:
+    return pd.DataFrame({"record_id": range(len(frame)), "rings": frame["rings"] + shift})
+
+
+def test_late_labels_that_agree_with_the_model_give_no_model_quality_violations(approved, sample, clean_run):
+    from deploy.batch import quality_run
+
+    summary = run_quality(put_labels(clean_run["execution_id"], labels_of(sample).sample(frac=1, random_state=3), 2))
+    assert summary["model_package_arn"] == approved["arn"] and summary["rows"] == len(sample)
+    assert [r["execution_id"] for r in summary["batch_executions"]] == [clean_run["execution_id"]]
+    predictions = own_predictions(approved["arn"], sample)
+    rmse = float(np.sqrt(np.mean((sample["rings"].to_numpy() - predictions) ** 2)))
+    assert summary["metrics"]["rmse"]["value"] == pytest.approx(rmse, rel=1e-5)  # joined by record id, not order
+    description = boto3.client("sagemaker").describe_model_package(ModelPackageName=approved["arn"])
+    baseline = json.loads(read(description["DriftCheckBaselines"]["ModelQuality"]["Constraints"]["S3Uri"]))
+    assert summary["metrics"]["rmse"]["threshold"] == baseline["regression_constraints"]["rmse"]["threshold"]
+    assert summary["violation_count"] == 0, summary["metrics"]
+    printed = quality_run.describe(summary)  # what quality-run prints
+    assert "rmse" in printed and "VIOLATED" not in printed and printed.endswith("violations: 0")
+
+
+def test_labels_from_a_shifted_world_give_model_quality_violations_without_failing_the_run(approved, sample, clean_run):
+    summary = run_quality(put_labels(clean_run["execution_id"], labels_of(sample, shift=5)))
+    violated = {v["metric_name"] for v in summary["violations"]}
+    assert {"mse", "rmse", "mae"} <= violated
+    assert summary["metrics"]["rmse"]["value"] > summary["metrics"]["rmse"]["threshold"]
+    errors = [v for v in summary["violations"] if v["metric_name"] != "r2"]
+    assert all(v["constraint_check_type"] == "GreaterThanThreshold" for v in errors)
+    root = f"{ROOT}/ground-truth/"  # the S3 rule's GroundTruthUrl: every labelled run of this version
+    assert run_quality(root)["violation_count"] == summary["violation_count"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda labels: labels.iloc[:-7], r"7 of the 300 predictions of batch execution \S+ have no label"),
+        (lambda labels: labels.assign(record_id=labels["record_id"] + 3), r"record_id 300, 301, 302 not in batch"),
+    ],
+    ids=["missing-rows", "wrong-ids"],
+)
+def test_labels_that_do_not_match_the_predictions_fail_the_run_naming_the_problem(
+    approved, sample, clean_run, change, message, capsys
+):
+    from deploy import __main__ as deploy_cli
+
+    ground_truth = put_labels(clean_run["execution_id"], change(labels_of(sample)))
+    assert deploy_cli.main(["quality-run", "staging", "--ground-truth", ground_truth]) == 1
+    error = capsys.readouterr().err
+    assert re.search(f"error: model quality .* Failed: JoinLabels: AlgorithmError: .*{message}", error), error

@@ -1,12 +1,14 @@
 """CloudWatch on the local stack: moto stores alarms and metrics; `alarms` evaluates the alarms and runs their
-SNS actions. Importing it registers `LocalAws.EvaluateAlarms`, the evaluate-now hook; `start` begins the
-periodic evaluation (every LOCAL_STACK_ALARM_SECONDS, default 10)."""
+SNS actions; `stack_alarms` makes a stack's AWS::CloudWatch::Alarm resources real alarms (moto skips the type).
+Importing it registers `LocalAws.EvaluateAlarms`, the evaluate-now hook; `start` begins the periodic evaluation
+(every LOCAL_STACK_ALARM_SECONDS, default 10)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
 
+from local_aws.cloudwatch import stack_alarms  # noqa: F401 - defines AWS::CloudWatch::Alarm for moto's CloudFormation
 from local_aws.cloudwatch.alarms import AlarmEvaluator
 from local_aws.core import api
 

@@ -18,8 +18,11 @@ AlarmArn, OldStateValue, Trigger, the action lists). A state that lasts notifies
 Why a periodic thread: clients call PutMetricData straight on moto (AWS_ENDPOINT_URL), so the gateway never
 sees a datapoint arrive and cannot evaluate on write; CloudWatch itself evaluates every period.
 
-Not emulated: metric-math alarms (`Metrics`), percentile statistics, anomaly detection and composite alarms
-are left in their state (logged once); non-SNS actions (Auto Scaling, EC2, SSM) are logged, not run; the
+Metric-math alarms (`Metrics`) are evaluated by `metric_math` for the functions it documents (METRICS(),
+MAX/MIN/SUM/AVG of an array, arithmetic), each period's MetricStat values read as above; an expression it does
+not support is refused: logged once, and the alarm set to INSUFFICIENT_DATA with the reason.
+Not emulated: percentile statistics, anomaly detection and composite alarms are left in their state (logged
+once); non-SNS actions (Auto Scaling, EC2, SSM) are logged, not run; the
 look-back for `missing` data beyond the evaluation range.
 """
 
@@ -31,6 +34,8 @@ import logging
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from local_aws.cloudwatch import metric_math
 
 log = logging.getLogger(__name__)
 
@@ -119,40 +124,47 @@ class AlarmEvaluator:
 
     def _evaluate_one(self, cloudwatch, alarm: dict, now: dt.datetime) -> dict | None:
         name = alarm["AlarmName"]
-        if alarm.get("Metrics") or not alarm.get("Statistic") or alarm.get("ComparisonOperator") not in BREACHES:
+        old = alarm.get("StateValue", "INSUFFICIENT_DATA")
+        if alarm.get("Metrics") and alarm.get("ComparisonOperator") in BREACHES:
+            try:
+                queries = alarm["Metrics"]
+                returned = metric_math.check(queries)
+                stats = [query["MetricStat"] for query in queries if "MetricStat" in query]
+                period = int(returned.get("Period") or stats[0].get("Period") or 60)
+            except (metric_math.Unsupported, KeyError, TypeError, ValueError) as error:
+                return self._refuse(cloudwatch, alarm, old, now, f"{error}")
+        elif alarm.get("Metrics") or not alarm.get("Statistic") or alarm.get("ComparisonOperator") not in BREACHES:
             if name not in self._skipped:
                 self._skipped.add(name)
-                log.info("alarm %s: not evaluated locally (metric math, percentiles or anomaly bands)", name)
+                log.info("alarm %s: not evaluated locally (percentiles or anomaly bands)", name)
             return None
-        periods, period = int(alarm.get("EvaluationPeriods") or 1), int(alarm.get("Period") or 60)
+        else:
+            period = int(alarm.get("Period") or 60)
+        periods = int(alarm.get("EvaluationPeriods") or 1)
         to_alarm = int(alarm.get("DatapointsToAlarm") or periods)
         # moto drops sub-seconds from the range and keeps timestamp < EndTime: end on the next whole second.
         end = now.replace(microsecond=0) + dt.timedelta(seconds=1)
         values: list[tuple[dt.datetime, float | None]] = []
         for index in range(periods):
             start = end - dt.timedelta(seconds=period * (index + 1))
-            request = {
-                "Namespace": alarm["Namespace"],
-                "MetricName": alarm["MetricName"],
-                "Dimensions": alarm.get("Dimensions", []),
-                "StartTime": start,
-                "EndTime": start + dt.timedelta(seconds=period),
-                "Period": period,
-                "Statistics": [alarm["Statistic"]],
-            }
-            if alarm.get("Unit"):
-                request["Unit"] = alarm["Unit"]
-            points = cloudwatch.get_metric_statistics(**request)["Datapoints"]
-            values.append((start, points[0][alarm["Statistic"]] if points else None))
+            if alarm.get("Metrics"):
+                try:
+                    value = self._math_value(cloudwatch, alarm["Metrics"], start)
+                except metric_math.Unsupported as error:
+                    return self._refuse(cloudwatch, alarm, old, now, f"{error}")
+                values.append((start, value))
+                continue
+            metric = {"Namespace": alarm["Namespace"], "MetricName": alarm["MetricName"]}
+            metric["Dimensions"] = alarm.get("Dimensions", [])
+            values.append((start, _statistic(cloudwatch, metric, alarm["Statistic"], start, period, alarm.get("Unit"))))
         state, reason = self._state(alarm, values, to_alarm)
-        old = alarm.get("StateValue", "INSUFFICIENT_DATA")
         if state is None or state == old:
             return None
         data = {
             "version": "1.0",
             "queryDate": _iso(now),
             "startDate": _iso(values[-1][0]),
-            "statistic": alarm["Statistic"],
+            **({} if alarm.get("Metrics") else {"statistic": alarm["Statistic"]}),
             "period": period,
             "recentDatapoints": [value for _, value in values if value is not None],
             "threshold": alarm["Threshold"],
@@ -164,6 +176,34 @@ class AlarmEvaluator:
         change = {"AlarmName": name, "OldStateValue": old, "NewStateValue": state, "NewStateReason": reason}
         if alarm.get("ActionsEnabled", True):
             change["Notified"] = self._notify(alarm, old, state, reason, now)
+        return change
+
+    def _math_value(self, cloudwatch, queries: list[dict], start: dt.datetime) -> float | None:
+        """The returned query's value over the period starting at `start`: each MetricStat read, then the math."""
+        read = {}
+        for query in queries:
+            if "MetricStat" in query:
+                stat = query["MetricStat"]
+                period = int(stat.get("Period") or 60)
+                read[query["Id"]] = _statistic(
+                    cloudwatch, stat["Metric"], stat["Stat"], start, period, stat.get("Unit")
+                )
+        return metric_math.evaluate(queries, read)
+
+    def _refuse(self, cloudwatch, alarm: dict, old: str, now: dt.datetime, why: str) -> dict | None:
+        """A metric-math alarm the local stack cannot compute: logged, and INSUFFICIENT_DATA with the reason."""
+        name = alarm["AlarmName"]
+        if name not in self._skipped:
+            self._skipped.add(name)
+            log.warning("alarm %s: metric math not evaluated locally, state INSUFFICIENT_DATA: %s", name, why)
+        if old == "INSUFFICIENT_DATA":
+            return None
+        reason = f"Not evaluated by the local stack: {why}"
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="INSUFFICIENT_DATA", StateReason=reason[:1023])
+        change = {"AlarmName": name, "OldStateValue": old, "NewStateValue": "INSUFFICIENT_DATA"}
+        change["NewStateReason"] = reason
+        if alarm.get("ActionsEnabled", True):
+            change["Notified"] = self._notify(alarm, old, "INSUFFICIENT_DATA", reason, now)
         return change
 
     def _state(self, alarm: dict, values: list, to_alarm: int) -> tuple[str | None, str]:
@@ -210,21 +250,7 @@ class AlarmEvaluator:
             "OKActions": alarm.get("OKActions", []),
             "AlarmActions": alarm.get("AlarmActions", []),
             "InsufficientDataActions": alarm.get("InsufficientDataActions", []),
-            "Trigger": {
-                "MetricName": alarm["MetricName"],
-                "Namespace": alarm["Namespace"],
-                "StatisticType": "Statistic",
-                "Statistic": alarm["Statistic"].upper(),
-                "Unit": alarm.get("Unit"),
-                "Dimensions": [{"value": d["Value"], "name": d["Name"]} for d in alarm.get("Dimensions", [])],
-                "Period": alarm.get("Period"),
-                "EvaluationPeriods": alarm.get("EvaluationPeriods"),
-                "DatapointsToAlarm": alarm.get("DatapointsToAlarm", alarm.get("EvaluationPeriods")),
-                "ComparisonOperator": alarm["ComparisonOperator"],
-                "Threshold": alarm["Threshold"],
-                "TreatMissingData": alarm.get("TreatMissingData", "missing"),
-                "EvaluateLowSampleCountPercentile": "",
-            },
+            "Trigger": _trigger(alarm),
         }
         subject = f'{state}: "{alarm["AlarmName"]}" in {region_name}'[:100]  # SNS's Subject limit
         sent = []
@@ -239,3 +265,66 @@ class AlarmEvaluator:
                 continue
             sent.append(action)
         return sent
+
+
+def _statistic(cloudwatch, metric: dict, statistic: str, start: dt.datetime, period: int, unit: str | None):
+    """One period's statistic of one metric (GetMetricStatistics on moto), or None without data."""
+    request = {
+        "Namespace": metric["Namespace"],
+        "MetricName": metric["MetricName"],
+        "Dimensions": metric.get("Dimensions", []),
+        "StartTime": start,
+        "EndTime": start + dt.timedelta(seconds=period),
+        "Period": period,
+        "Statistics": [statistic],
+    }
+    if unit:
+        request["Unit"] = unit
+    points = cloudwatch.get_metric_statistics(**request)["Datapoints"]
+    return points[0][statistic] if points else None
+
+
+def _dimensions(dimensions: list[dict]) -> list[dict]:
+    return [{"value": d["Value"], "name": d["Name"]} for d in dimensions]
+
+
+def _trigger(alarm: dict) -> dict:
+    """The message's Trigger: the metric and statistic, or, for metric math, the queries (as CloudWatch writes
+    them: lower-case dimension keys, the Expression and Label of expressions, MetricStat of metrics)."""
+    common = {
+        "Period": alarm.get("Period"),
+        "EvaluationPeriods": alarm.get("EvaluationPeriods"),
+        "DatapointsToAlarm": alarm.get("DatapointsToAlarm", alarm.get("EvaluationPeriods")),
+        "ComparisonOperator": alarm["ComparisonOperator"],
+        "Threshold": alarm["Threshold"],
+        "TreatMissingData": alarm.get("TreatMissingData", "missing"),
+        "EvaluateLowSampleCountPercentile": "",
+    }
+    if not alarm.get("Metrics"):
+        return {
+            "MetricName": alarm["MetricName"],
+            "Namespace": alarm["Namespace"],
+            "StatisticType": "Statistic",
+            "Statistic": alarm["Statistic"].upper(),
+            "Unit": alarm.get("Unit"),
+            "Dimensions": _dimensions(alarm.get("Dimensions", [])),
+            **common,
+        }
+    metrics = []
+    for query in alarm["Metrics"]:
+        entry = {"Id": query["Id"], "ReturnData": query.get("ReturnData", True)}
+        if "Expression" in query:
+            entry.update(Expression=query["Expression"], Label=query.get("Label", query["Id"]))
+        if "MetricStat" in query:
+            stat = query["MetricStat"]
+            entry["MetricStat"] = {
+                "Metric": {
+                    "Dimensions": _dimensions(stat["Metric"].get("Dimensions", [])),
+                    "MetricName": stat["Metric"]["MetricName"],
+                    "Namespace": stat["Metric"]["Namespace"],
+                },
+                "Period": stat.get("Period"),
+                "Stat": stat["Stat"],
+            }
+        metrics.append(entry)
+    return {"Metrics": metrics, **common}

@@ -77,7 +77,7 @@ def comparison_charts(comparison: dict, folder: Path) -> list[Path]:
 
     label = comparison["label_distribution"]
     figure, axis = plt.subplots(figsize=(7, 4))
-    for key, name in (("champion_buckets", "champion's training data"), ("new_buckets", "new training data")):
+    for key, name in (("champion_buckets", "champion's test split"), ("new_buckets", "new test split")):
         buckets = label[key]
         total = sum(b["count"] for b in buckets) or 1.0
         centres = [(b["lower_bound"] + b["upper_bound"]) / 2 for b in buckets]

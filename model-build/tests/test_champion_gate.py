@@ -17,15 +17,18 @@ BOUNDS = {"tolerance": 0.05, "label_bound": 0.1, "size_ratio": 1.5}
 METRICS = {"mse": 4.0, "rmse": 2.0, "mae": 1.5, "r2": 0.5}
 
 
-def statistics(label_counts: list[float], item_count: int, low: float = 1.0, high: float = 21.0) -> dict:
-    """A data-quality statistics.json with the label's 10 equal-width buckets."""
+def buckets(label_counts: list[float], low: float = 1.0, high: float = 21.0) -> list[dict]:
+    """The label's 10 equal-width buckets, as label_buckets() writes them."""
     edges = np.linspace(low, high, len(label_counts) + 1)
-    buckets = [
+    return [
         {"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]), "count": float(c)}
         for i, c in enumerate(label_counts)
     ]
-    rings = {"name": "rings", "numerical_statistics": {"distribution": {"kll": {"buckets": buckets}}}}
-    return {"dataset": {"item_count": item_count}, "features": [{"name": "sex"}, rings]}
+
+
+def statistics(item_count: int) -> dict:
+    """A data-quality statistics.json of the model's input (no label: the gate reads only its size)."""
+    return {"dataset": {"item_count": item_count}, "features": [{"name": "length"}, {"name": "sex_F"}]}
 
 
 COUNTS = [10, 40, 120, 200, 150, 80, 40, 20, 10, 5]
@@ -33,7 +36,13 @@ COUNTS = [10, 40, 120, 200, 150, 80, 40, 20, 10, 5]
 
 def compare(new_metrics=METRICS, new_counts=COUNTS, new_size=2924, **bounds):
     return gate.compare(
-        new_metrics, METRICS, statistics(new_counts, new_size), statistics(COUNTS, 2924), **{**BOUNDS, **bounds}
+        new_metrics,
+        METRICS,
+        buckets(new_counts),
+        buckets(COUNTS),
+        statistics(new_size),
+        statistics(2924),
+        **{**BOUNDS, **bounds},
     )
 
 
@@ -71,9 +80,17 @@ def test_label_distribution_passes_a_small_shift_and_fails_a_large_one():
 
 def test_label_distance_compares_distributions_with_different_bucket_bounds():
     # The same uniform distribution, bucketed over [1, 21] and over [1, 11] + nothing above: the CDFs differ.
-    wide, narrow = statistics([1] * 10, 10, 1, 21), statistics([1] * 10, 10, 1, 11)
-    distance = gate.label_distance(gate.label_buckets(wide), gate.label_buckets(narrow))
-    assert distance == pytest.approx(0.5)
+    wide, narrow = buckets([1] * 10, 1, 21), buckets([1] * 10, 1, 11)
+    assert gate.label_distance(wide, narrow) == pytest.approx(0.5)
+
+
+def test_label_buckets_are_ten_equal_width_counts_over_the_labels_range():
+    written = gate.label_buckets([1, 1, 2, 3, 11, 21])
+    assert [b["count"] for b in written] == [3, 1, 0, 0, 0, 1, 0, 0, 0, 1]
+    assert written[0]["lower_bound"] == 1.0 and written[-1]["upper_bound"] == 21.0
+    assert gate.label_distance(written, gate.label_buckets([1, 1, 2, 3, 11, 21])) == 0.0
+    constant = gate.label_buckets([7, 7, 7])
+    assert sum(b["count"] for b in constant) == 3 and constant[0]["lower_bound"] == constant[-1]["upper_bound"] == 7
 
 
 def test_training_size_passes_inside_the_ratio_and_fails_beyond_it_either_way():
@@ -131,24 +148,31 @@ class FakeS3:
             handle.write(self.objects[f"s3://{bucket}/{key}"])
 
 
-def run_gate(tmp_path, models, new: str, champion: str | None, pinned: str | None = None) -> dict:
+def _csv(rows: np.ndarray) -> bytes:
+    buffer = io.StringIO()
+    np.savetxt(buffer, rows, delimiter=",")
+    return buffer.getvalue().encode()
+
+
+def run_gate(tmp_path, models, new: str, champion: str | None, pinned: str | None = None, champion_test=None) -> dict:
     for folder in ("model", "test", "statistics"):
         (tmp_path / folder).mkdir(exist_ok=True)
     (tmp_path / "model" / "model.tar.gz").write_bytes(models[new])
-    np.savetxt(tmp_path / "test" / "test.csv", models["test"], delimiter=",")
-    (tmp_path / "statistics" / "statistics.json").write_text(json.dumps(statistics(COUNTS, 2924)))
+    (tmp_path / "test" / "test.csv").write_bytes(_csv(models["test"]))
+    (tmp_path / "statistics" / "statistics.json").write_text(json.dumps(statistics(2924)))
     package, objects = None, {}
     if champion:
         objects = {
             "s3://b/champion/model.tar.gz": models[champion],
-            "s3://b/champion/statistics.json": json.dumps(statistics(COUNTS, 2924)).encode(),
+            "s3://b/champion/statistics.json": json.dumps(statistics(2924)).encode(),
+            "s3://b/champion/test/test.csv": _csv(models["test"] if champion_test is None else champion_test),
         }
         digest = pinned or hashlib.sha256(models[champion]).hexdigest()
         package = {
             "ModelPackageArn": "arn:aws:sagemaker:us-east-1:1:model-package/abalone/3",
             "ModelPackageVersion": 3,
             "InferenceSpecification": {"Containers": [{"ModelDataUrl": "s3://b/champion/model.tar.gz"}]},
-            "CustomerMetadataProperties": {"ModelDataSha256": digest},
+            "CustomerMetadataProperties": {"ModelDataSha256": digest, "TestDataUrl": "s3://b/champion/test"},
             "DriftCheckBaselines": {"ModelDataQuality": {"Statistics": {"S3Uri": "s3://b/champion/statistics.json"}}},
         }
     argv = [
@@ -173,6 +197,17 @@ def test_the_champion_is_rescored_on_the_new_test_split(tmp_path, models):
     assert result["passed"] == 1, result["message"]
     assert result["metrics"]["rmse"]["new"] == result["metrics"]["rmse"]["champion"]  # the same rows
     assert result["summary"]["GateChampion"].endswith("model-package/abalone/3")
+
+
+def test_the_label_distributions_are_the_two_test_splits_labels(tmp_path, models):
+    same = run_gate(tmp_path, models, "good", "good")
+    assert same["label_distribution"]["distance"] == 0.0
+    assert same["label_distribution"]["new_buckets"] == gate.label_buckets(models["test"][:, 0])
+    older = models["test"].copy()
+    older[:, 0] += 4.0  # the champion's data had older abalone: the same rows, 4 more rings each
+    shifted = run_gate(tmp_path, models, "good", "good", champion_test=older)
+    assert shifted["passed"] == 0
+    assert any(f.startswith("label distribution (rings) shifted by") for f in shifted["failures"])
 
 
 def test_a_model_worse_than_the_champion_fails_naming_each_metric(tmp_path, models):

@@ -160,7 +160,7 @@ def test_data_flows_through_property_references(definition):
 
     def metric(name: str) -> dict:
         report = {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
-        return {"Std:JsonGet": {"PropertyFile": report, "Path": f"regression_metrics.{name}.value"}}
+        return {"Std:JsonGet": {"PropertyFile": report, "Path": f"summary.{name}"}}  # rounded for people
 
     assert register["ModelPackageGroupName"] == "abalone"
     assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
@@ -195,7 +195,7 @@ def test_data_flows_through_property_references(definition):
         }
     }
     message = json.dumps(steps["FailEvaluation"]["Arguments"]["ErrorMessage"])
-    assert "regression_metrics.mse.value" in message and "Parameters.MseThreshold" in message
+    assert "summary.mse" in message and "Parameters.MseThreshold" in message
 
 
 def test_caching_on_jobs_and_step_code_addressed_by_content(definition):

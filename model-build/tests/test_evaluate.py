@@ -79,6 +79,9 @@ def test_model_trained_with_pipeline_hyperparameters_scores_under_2_5_rings(spli
     assert report["test_rows"] == 626
     assert metrics["rmse"]["value"] < 2.5, metrics
     assert metrics["mse"]["value"] == pytest.approx(metrics["rmse"]["value"] ** 2)
+    # What people read (registry metadata, the approval message): four significant digits of the exact values.
+    assert report["summary"] == {name: f"{metrics[name]['value']:.4g}" for name in ("mse", "rmse")}
+    assert len(report["summary"]["rmse"].replace(".", "")) <= 4
     # The report is the model's own score on the test split, not a copy of anything else.
     test = pd.read_csv(splits / "test" / "test.csv", header=None)
     own = booster.predict(xgboost.DMatrix(test.iloc[:, 1:].to_numpy()))

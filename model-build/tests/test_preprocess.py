@@ -36,6 +36,17 @@ def test_splits_have_the_planned_sizes_label_first_and_no_shared_rows(abalone_cs
         assert splits[name].to_numpy() == pytest.approx(part.to_numpy())
 
 
+def test_the_data_quality_baseline_is_the_model_input_of_the_training_rows(abalone_csv, tmp_path):
+    # What an endpoint captures and a batch transform receives: test.csv's feature columns, no label. Model
+    # Monitor names headerless captured columns by the baseline's order, so the header must be that order.
+    splits = run_preprocess(abalone_csv, tmp_path)
+    baseline = pd.read_csv(tmp_path / "baseline" / "baseline.csv")
+
+    assert list(baseline.columns) == preprocess.ENCODED_FEATURES
+    assert "rings" not in baseline.columns and "sex" not in baseline.columns
+    assert baseline.to_numpy() == pytest.approx(splits["train"].iloc[:, 1:].to_numpy())
+
+
 def test_header_row_is_optional_and_the_split_is_deterministic(abalone_csv, tmp_path):
     headerless = tmp_path / "abalone.data"
     headerless.write_text("".join(abalone_csv.read_text().splitlines(keepends=True)[1:]))

@@ -19,17 +19,20 @@ def test_batch_features_equal_the_training_encoding_in_order_across_shards(abalo
     features = pd.concat([pd.read_csv(p, header=None) for p in shards], ignore_index=True)
     trained = preprocess.encode(preprocess.validate(preprocess.read_raw(str(abalone_csv)))).head(103)
     assert features.to_numpy().tolist() == trained.drop(columns=["rings"]).to_numpy().tolist()
-    # No label in the batch: the drift data set is the raw schema without it.
-    assert list(pd.read_csv(tmp_path / "o" / "drift" / "drift.csv").columns) == preprocess.COLUMNS[:-1]
+    # The drift data set is the model's input with its header: the schema of the data-quality baseline.
+    drift = pd.read_csv(tmp_path / "o" / "drift" / "drift.csv")
+    assert list(drift.columns) == preprocess.ENCODED_FEATURES
+    assert drift.to_numpy().tolist() == features.to_numpy().tolist()
 
 
-def test_batch_with_labels_keeps_them_for_the_drift_check_and_never_more_shards_than_rows(abalone_csv, tmp_path):
+def test_batch_with_labels_drops_them_from_the_drift_check_and_never_more_shards_than_rows(abalone_csv, tmp_path):
     (tmp_path / "in").mkdir()
     pd.read_csv(abalone_csv).head(3).to_csv(tmp_path / "in" / "b.csv", index=False)
     args = ["--mode", "batch", "--shards", "8", "--input-dir", str(tmp_path / "in"), "--output-dir", f"{tmp_path}/o"]
     assert preprocess.main(args) == 0
     assert len(list((tmp_path / "o" / "features").iterdir())) == 3
-    assert list(pd.read_csv(tmp_path / "o" / "drift" / "drift.csv").columns) == preprocess.COLUMNS
+    # Labels or not, the drift data set is what the model receives: the label is no feature of it.
+    assert list(pd.read_csv(tmp_path / "o" / "drift" / "drift.csv").columns) == preprocess.ENCODED_FEATURES
 
 
 def test_batch_refuses_rows_training_would_refuse(tmp_path, capsys):

@@ -7,6 +7,7 @@ rollback [STAGE]      put the previous Approved version back (default: prod)
 summary               what each stage serves, and the staging test figures
 batch-upsert STAGE    put the stage's batch inference pipeline on the release's package (needs the SageMaker SDK)
 batch-run STAGE       run the stage's batch inference pipeline once and print its drift summary
+quality-run STAGE     check late labels (--ground-truth S3_PREFIX) with the stage's model-quality pipeline
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     batch_run = commands.add_parser("batch-run", help="run the stage's batch inference pipeline once")
     batch_run.add_argument("stage", choices=STAGES)
     batch_run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE")
+    quality_run = commands.add_parser("quality-run", help="check late labels with the model-quality pipeline")
+    quality_run.add_argument("stage", choices=STAGES)
+    quality_run.add_argument(
+        "--ground-truth", required=True, metavar="S3_PREFIX", help="s3://.../ground-truth/<batch-execution-id>/"
+    )
     return parser.parse_args(argv)
 
 
@@ -56,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
         return staging_test.run(environment.load(environment.RESULTS_VARIABLES), args.build_dir, args.endpoint_name)
     if args.command == "rollback":
         return rollback.run(environment.load(environment.BUILD_VARIABLES), args.stage, args.build_dir)
+    if args.command == "quality-run":
+        from deploy.batch import quality_run
+
+        return quality_run.run(environment.load(environment.RESULTS_VARIABLES), args.stage, args.ground_truth)
     if args.command in ("batch-upsert", "batch-run"):
         # Imported here: batch-upsert needs the SageMaker SDK (requirements-batch.txt), no other job installs it.
         from deploy.batch import run as batch_run

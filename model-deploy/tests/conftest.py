@@ -300,7 +300,7 @@ class Project:
 
     def data_quality_baselines(self, prefix: str) -> dict:
         """DriftCheckBaselines as the pipeline registers them: its DataQualityCheck's statistics and constraints."""
-        features = ["sex", "length", "diameter"]
+        features = ["length", "diameter", "sex_F"]  # the model's input: encoded features, no label
         statistics = {"version": 0.0, "features": [{"name": name} for name in features]}
         constraints = {"version": 0.0, "features": [{"name": name, "inferred_type": "Fractional"} for name in features]}
         found = {}

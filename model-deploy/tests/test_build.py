@@ -179,7 +179,7 @@ def test_build_pins_the_packages_data_quality_baselines_for_the_monitor(project,
     assert prod["DataQualityBaselineConstraints"].endswith("/DataQualityCheck/constraints.json")
     assert prod["DataQualityBaselineStatistics"].endswith("/DataQualityCheck/statistics.json")
     assert len(prod["MonitoringBaselineId"]) == 16
-    assert prod["DriftAlarmFeatures"] == "sex,length,diameter"
+    assert prod["DriftAlarmFeatures"] == "length,diameter,sex_F"
     assert prod["AlertTopicArn"] == "arn:aws:sns:us-east-1:123456789012:abalone-alerts"
     assert "monitor baseline" in capsys.readouterr().out
 

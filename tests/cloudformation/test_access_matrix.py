@@ -258,3 +258,148 @@ def test_the_pipeline_role_reads_its_own_group_for_the_champion_gate(rendered, a
 @pytest.mark.parametrize(("action", "resource"), OTHER_GROUP.values(), ids=OTHER_GROUP.keys())
 def test_the_pipeline_role_reads_no_other_group_and_approves_nothing(rendered, action, resource):
     assert role_decision(rendered, "SageMakerPipelineRole", action, resource, {}) != ALLOW
+
+
+# -- the endpoints' monitors: the model execution role runs the DataQualityJobDefinition's jobs ------------
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/ProjectKey"
+CAPTURED = "datacapture/abalone-staging/abalone-staging/AllTraffic/2026/12/01/10/05-07-123-x.jsonl"
+MONITOR_WORK = {
+    # The hour's captured requests: listed under the endpoint's capture prefix, then read.
+    "list the staging capture": (
+        "s3:ListBucket",
+        f"arn:aws:s3:::{BUCKET}",
+        {"s3:prefix": "datacapture/abalone-staging/abalone-staging/AllTraffic/2026/12/01/10/"},
+    ),
+    "list the prod capture": (
+        "s3:ListBucket",
+        f"arn:aws:s3:::{BUCKET}",
+        {"s3:prefix": "datacapture/abalone-prod/abalone-prod/AllTraffic/"},
+    ),
+    "read a captured file": ("s3:GetObject", obj(CAPTURED), {}),
+    "read the registered baseline": ("s3:GetObject", obj("abalone-build/exec-1/DataQualityCheck/constraints.json"), {}),
+    "write a staging report": (
+        "s3:PutObject",
+        obj("monitoring-reports/abalone-staging/abalone-staging-data-quality/2026/12/01/10/constraint_violations.json"),
+        {},
+    ),
+    "write a prod report": ("s3:PutObject", obj("monitoring-reports/abalone-prod/x/statistics.json"), {}),
+    "write captured data": ("s3:PutObject", obj(CAPTURED), {}),
+    "encrypt with the project key": ("kms:GenerateDataKey", KEY, {}),
+    "decrypt with the project key": ("kms:Decrypt", KEY, {}),
+    "pull the analyzer image": (
+        "ecr:BatchGetImage",
+        f"arn:aws:ecr:{REGION}:156813124566:repository/sagemaker-model-monitor-analyzer",
+        {},
+    ),
+    "publish the drift metrics": (
+        "cloudwatch:PutMetricData",
+        "*",
+        {"cloudwatch:namespace": "aws/sagemaker/Endpoints/data-metrics"},
+    ),
+}
+MONITOR_LIMITS = {
+    "list the whole bucket": ("s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {}),
+    "list the training data": ("s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": "data/"}),
+    "list another project's capture": (
+        "s3:ListBucket",
+        f"arn:aws:s3:::{BUCKET}",
+        {"s3:prefix": "datacapture/other-prod/"},
+    ),
+    "write another project's report": ("s3:PutObject", obj("monitoring-reports/other-prod/x.json"), {}),
+    "write outside the report and capture prefixes": ("s3:PutObject", obj("staging-tests/abalone/3/x.json"), {}),
+    "write another project's capture": (
+        "s3:PutObject",
+        obj("datacapture/other-prod/other-prod/AllTraffic/x.jsonl"),
+        {},
+    ),
+    "overwrite a registered baseline": (
+        "s3:PutObject",
+        obj("abalone-build/exec-1/DataQualityCheck/constraints.json"),
+        {},
+    ),
+    "overwrite a registered model": ("s3:PutObject", obj("abalone-build/models/abc/model.tar.gz"), {}),
+    "delete a captured file": ("s3:DeleteObject", obj(CAPTURED), {}),
+    "use another key": ("kms:Decrypt", f"arn:aws:kms:{REGION}:{ACCOUNT}:key/other", {}),
+    "publish to another namespace": ("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "AWS/SageMaker"}),
+    "change an alarm": (
+        "cloudwatch:PutMetricAlarm",
+        f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:abalone-prod-data-drift",
+        {},
+    ),
+    "create a monitoring schedule": (
+        "sagemaker:CreateMonitoringSchedule",
+        arn("monitoring-schedule", "abalone-prod-data-quality"),
+        {},
+    ),
+}
+
+
+@pytest.mark.parametrize(("action", "resource", "context"), MONITOR_WORK.values(), ids=MONITOR_WORK.keys())
+def test_the_monitors_role_does_a_monitoring_execution(rendered, action, resource, context):
+    assert role_decision(rendered, "ModelExecutionRole", action, resource, context) == ALLOW
+
+
+@pytest.mark.parametrize(("action", "resource", "context"), MONITOR_LIMITS.values(), ids=MONITOR_LIMITS.keys())
+def test_the_monitors_role_reaches_only_the_capture_and_report_prefixes_and_the_project_key(
+    rendered, action, resource, context
+):
+    assert role_decision(rendered, "ModelExecutionRole", action, resource, context) != ALLOW
+
+
+STAGING_MONITOR = {
+    "create the staging job definition": (
+        "sagemaker:CreateDataQualityJobDefinition",
+        arn("data-quality-job-definition", "abalone-staging-dq-0a1b2c3d4e5f6a7b"),
+    ),
+    "create the staging schedule": (
+        "sagemaker:CreateMonitoringSchedule",
+        arn("monitoring-schedule", "abalone-staging-data-quality"),
+    ),
+    "delete the staging schedule": (
+        "sagemaker:DeleteMonitoringSchedule",
+        arn("monitoring-schedule", "abalone-staging-data-quality"),
+    ),
+    "create the staging drift alarm": (
+        "cloudwatch:PutMetricAlarm",
+        f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:abalone-staging-data-drift",
+    ),
+}
+PROD_MONITOR = {
+    "update the prod schedule": (
+        "sagemaker:UpdateMonitoringSchedule",
+        arn("monitoring-schedule", "abalone-prod-data-quality"),
+    ),
+    "delete the prod schedule": (
+        "sagemaker:DeleteMonitoringSchedule",
+        arn("monitoring-schedule", "abalone-prod-data-quality"),
+    ),
+    "stop the prod schedule": (
+        "sagemaker:StopMonitoringSchedule",
+        arn("monitoring-schedule", "abalone-prod-data-quality"),
+    ),
+    "replace the prod job definition": (
+        "sagemaker:DeleteDataQualityJobDefinition",
+        arn("data-quality-job-definition", "abalone-prod-dq-0a1b2c3d4e5f6a7b"),
+    ),
+    "silence the prod drift alarm": (
+        "cloudwatch:DisableAlarmActions",
+        f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:abalone-prod-data-drift",
+    ),
+    "delete a prod alarm": (
+        "cloudwatch:DeleteAlarms",
+        f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:abalone-prod-invocation-5xx",
+    ),
+}
+
+
+@pytest.mark.parametrize(("action", "resource"), STAGING_MONITOR.values(), ids=STAGING_MONITOR.keys())
+def test_the_staging_role_deploys_the_optional_staging_monitor(rendered, action, resource):
+    # MonitorStaging=true: the staging stack's DataQualityJobDefinition, MonitoringSchedule and drift alarm.
+    assert role_decision(rendered, "GitLabDeployStagingRole", action, resource, {}) == ALLOW
+
+
+@pytest.mark.parametrize(("action", "resource"), PROD_MONITOR.values(), ids=PROD_MONITOR.keys())
+def test_the_staging_role_is_denied_the_production_monitor_and_alarms(rendered, action, resource):
+    assert role_decision(rendered, "GitLabDeployStagingRole", action, resource, {}) == EXPLICIT_DENY
+    if action not in ("sagemaker:StopMonitoringSchedule", "cloudwatch:DisableAlarmActions"):  # prod needs neither
+        assert role_decision(rendered, "GitLabDeployProdRole", action, resource, {}) == ALLOW

@@ -87,7 +87,7 @@ def test_lambda_zip_is_reproducible_and_imports_from_its_own_dependencies(tmp_pa
 
 
 def test_only_installer_leftovers_are_left_out_of_a_lambda_zip(tmp_path):
-    for name in ("bin/gitlab", "pkg/__init__.py", "pkg/__pycache__/x.cpython-311.pyc", "pkg/bin/tool.json"):
+    for name in ("bin/gitlab", ".lock", "pkg/__init__.py", "pkg/__pycache__/x.cpython-311.pyc", "pkg/bin/tool.json"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
 

@@ -271,3 +271,50 @@ def assert_delivered_to_subscribers(local_stack, event: dict) -> None:
     log = log_file.read_text()
     assert f"failed on event {event['id']}" in log
     assert f"this test subscriber always fails (event {event['id']})" in log  # with its traceback
+
+
+def test_show_prints_the_champion_comparison_as_a_table_and_changes_nothing(clients, local_stack, package):
+    gate = {
+        "GateResult": "passed: better than champion version 1",
+        "GateChampion": "version 1",
+        "GateRmse": "2.01 vs 2.10 (<= 2.31)",
+        "GateTrainingSize": "2923 vs 2900 (>= 1450)",
+        "Report": "s3://sagemaker-local-artifacts/abalone/exec-1/ChampionGate/report/report.html",
+    }
+    clients.sagemaker.update_model_package(ModelPackageArn=package, CustomerMetadataProperties=gate)
+    before = describe(clients, package)
+
+    result = approve_model(local_stack, "show", "--arn", package)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == package
+    assert "Champion comparison: passed: better than champion version 1" in lines
+    assert any(line.split() == ["rmse", "2.01", "vs", "2.10", "(<=", "2.31)"] for line in lines)
+    assert any(line.split()[:2] == ["mae", "-"] for line in lines)  # a figure the gate did not record
+    assert f"Report: {gate['Report']}" in lines
+    assert describe(clients, package) == before  # show reads only
+
+
+def test_show_of_a_version_registered_before_the_gate_says_so(local_stack, package):
+    result = approve_model(local_stack, "show", "--version", "latest")
+
+    assert result.returncode == 0, result.stderr
+    assert "Champion comparison: none recorded (registered before the champion gate)" in result.stdout
+
+
+def test_show_without_credentials_names_the_fix(local_stack, package, tmp_path):
+    kept = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER")
+    env = {name: value for name, value in local_stack.environ().items() if not name.startswith("AWS_") or name in kept}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_CONFIG_FILE=str(tmp_path / "none"))
+    result = subprocess.run(
+        [sys.executable, str(APPROVE_MODEL), "show", "--arn", package],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: Unable to locate credentials. Against the local stack: eval")

@@ -18,6 +18,7 @@ import xgboost
 
 from local_aws import LocalStack
 from local_aws.sagemaker_runtime import models
+from pipelines.abalone import preprocess
 
 SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 
@@ -122,8 +123,9 @@ def test_real_definition_runs_end_to_end_and_registers_the_evaluated_model(cold_
     assert metrics["ModelDataQuality"]["Statistics"]["S3Uri"] == data_quality["CalculatedBaselineStatistics"]
     assert drift["ModelDataQuality"]["Constraints"]["S3Uri"] == data_quality["CalculatedBaselineConstraints"]
     statistics = json.loads(read_s3(data_quality["CalculatedBaselineStatistics"]))
-    assert statistics["dataset"]["item_count"] == 2924  # the training split, in the raw schema with its header
-    assert {f["name"] for f in statistics["features"]} >= {"sex", "shell_weight", "rings"}
+    assert statistics["dataset"]["item_count"] == 2924  # the training split, as the model receives it
+    # The endpoint's input, in its order (Model Monitor maps headerless captures by it): no label, sex encoded.
+    assert [f["name"] for f in statistics["features"]] == preprocess.ENCODED_FEATURES
     model_quality = steps["ModelQualityCheck"]["Metadata"]["QualityCheck"]
     quality = json.loads(read_s3(model_quality["CalculatedBaselineStatistics"]))
     # The batch transform's predictions are the registered model's: the same RMSE as the evaluation.

@@ -22,7 +22,7 @@ from local_aws.sagemaker.monitoring import NAMESPACE, local_operation, run
 from local_aws.sagemaker_runtime import capture
 from local_aws.sns import outbox
 
-from .conftest import ROLE_ARN, XGBOOST_IMAGE
+from .conftest import ABALONE_CSV, FEATURES, ROLE_ARN, XGBOOST_IMAGE
 
 BUCKET = "sagemaker-local-artifacts"
 CSV_CAPTURE = {
@@ -123,14 +123,27 @@ def _csv(rows: np.ndarray) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def monitored_endpoint(clients, upload_model, abalone, train):
-    """An endpoint with data capture serving a package whose DriftCheckBaselines describe its training rows."""
+def encoded_splits(tmp_path_factory) -> dict:
+    """model-build's own preprocess.py on the real data: the registered baseline file and the test split."""
+    from pipelines.abalone import preprocess
+
+    folder = tmp_path_factory.mktemp("preprocess")
+    argv = ["--input-dir", str(ABALONE_CSV), "--output-dir", str(folder), "--seed", "42"]
+    assert preprocess.main(argv) == 0
+    test = pd.read_csv(folder / "test" / "test.csv", header=None)
+    return {"baseline": folder / "baseline", "features": test.iloc[:, 1:].to_numpy(), "labels": test[0].to_numpy()}
+
+
+@pytest.fixture(scope="module")
+def monitored_model(clients, upload_model, abalone, train, encoded_splits):
+    """A model serving a package whose DriftCheckBaselines are the analyzer's over model-build's baseline file
+    (the encoded features with their header, as the DataQualityCheck step computes them)."""
     features, rings = abalone
     analyzer = _analyzer()
-    frame = pd.DataFrame(features[:2000]).astype(float).map(repr)
-    frame.columns = [f"_c{i}" for i in range(frame.shape[1])]
+    frame = analyzer.read_dataset(str(encoded_splits["baseline"]), {"csv": {"header": True}})
     statistics = analyzer.data_statistics(frame)
     constraints = analyzer.data_constraints(statistics)
+    assert [f["name"] for f in constraints["features"]] == FEATURES  # the model's input, in its order
     for name, document in (("statistics", statistics), ("constraints", constraints)):
         clients.s3.put_object(Bucket=BUCKET, Key=f"tests/monitored/{name}.json", Body=json.dumps(document).encode())
     uri = f"s3://{BUCKET}/tests/monitored"
@@ -155,14 +168,31 @@ def monitored_endpoint(clients, upload_model, abalone, train):
         ExecutionRoleArn=ROLE_ARN,
         PrimaryContainer={"ModelPackageName": package["ModelPackageArn"]},
     )
-    variant = {"VariantName": "AllTraffic", "ModelName": "monitored-model", "InitialInstanceCount": 1}
+    return "monitored-model"
+
+
+def _endpoint(clients, model: str, name: str) -> str:
+    """An endpoint of its own (its own captured traffic) serving the monitored model."""
+    variant = {"VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": 1}
     clients.sagemaker.create_endpoint_config(
-        EndpointConfigName="monitored-config",
+        EndpointConfigName=f"{name}-config",
         ProductionVariants=[{**variant, "InstanceType": "ml.m5.large"}],
-        DataCaptureConfig={**CSV_CAPTURE, "DestinationS3Uri": f"s3://{BUCKET}/datacapture/monitored"},
+        DataCaptureConfig={**CSV_CAPTURE, "DestinationS3Uri": f"s3://{BUCKET}/datacapture/{name}"},
     )
-    clients.sagemaker.create_endpoint(EndpointName="monitored", EndpointConfigName="monitored-config")
-    return "monitored"
+    clients.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
+    return name
+
+
+@pytest.fixture(scope="module")
+def monitored_endpoint(clients, monitored_model):
+    return _endpoint(clients, monitored_model, "monitored")
+
+
+def _serve(clients, endpoint: str, rows: np.ndarray) -> None:
+    for start in range(0, len(rows), 50):  # as a client sends them: headerless CSV, 50 rows a request
+        clients.runtime.invoke_endpoint(
+            EndpointName=endpoint, ContentType="text/csv", Body=_csv(rows[start : start + 50])
+        )
 
 
 def _captured(clients, prefix: str) -> list[dict]:
@@ -240,35 +270,52 @@ def test_alarms_follow_their_metric_at_the_injected_time_and_notify_each_change_
     assert messages[0]["NewStateReason"].startswith("Threshold Crossed: 1 out of the last 1 datapoints [5.0")
 
 
-def test_drifted_traffic_gives_violations_metrics_an_alarm_and_a_message(
-    local_stack, clients, monitored_endpoint, abalone
+def test_clean_traffic_gives_no_violation_against_the_registered_baseline(
+    local_stack, clients, monitored_model, encoded_splits
 ):
-    features, _ = abalone
+    # The held-out test split, sent as a client sends it (no header, no label): the same population as the
+    # baseline's training rows, so nothing is flagged, no column missing, extra or mistyped.
+    endpoint = _endpoint(clients, monitored_model, "monitored-clean")
+    _serve(clients, endpoint, encoded_splits["features"])
+
+    report = run(endpoint, environ=local_stack.environ())
+
+    assert report["Violations"] == []
+    assert set(report["Metrics"]) == {f"feature_baseline_drift_{name}" for name in FEATURES}
+    assert max(report["Metrics"].values()) < 0.1
+
+
+def test_drifted_traffic_gives_violations_metrics_an_alarm_and_a_message(
+    local_stack, clients, monitored_endpoint, encoded_splits
+):
     client = local_stack.client
     topic_arn, queue = outbox.ensure(client, "drift-tests")
     schedule = "monitored-data-quality"
     dimensions = [{"Name": "Endpoint", "Value": monitored_endpoint}, {"Name": "MonitoringSchedule", "Value": schedule}]
     _alarm(
-        local_stack.client("cloudwatch"), "monitored-drift-length", topic_arn, "feature_baseline_drift__c0", dimensions
+        local_stack.client("cloudwatch"),
+        "monitored-drift-length",
+        topic_arn,
+        "feature_baseline_drift_length",
+        dimensions,
     )
-    drifted = features[3000:3400].copy()
+    drifted = encoded_splits["features"].copy()
     drifted[:, 0] *= 1.6  # length: 60% longer abalone than the model was trained on
-    for start in range(0, len(drifted), 50):
-        clients.runtime.invoke_endpoint(
-            EndpointName=monitored_endpoint, ContentType="text/csv", Body=_csv(drifted[start : start + 50])
-        )
+    _serve(clients, monitored_endpoint, drifted)
 
     report = run(monitored_endpoint, schedule, environ=local_stack.environ())
 
+    # The captured columns carry the baseline's names (by position): the violation names the feature.
     drift = {v["feature_name"] for v in report["Violations"] if v["constraint_check_type"] == "baseline_drift_check"}
-    assert "_c0" in drift
+    assert drift == {"length"}
+    assert {v["constraint_check_type"] for v in report["Violations"]} == {"baseline_drift_check"}
     report_file = f"{report['Output'].removeprefix(f's3://{BUCKET}/')}/constraint_violations.json"
     stored = json.loads(clients.s3.get_object(Bucket=BUCKET, Key=report_file)["Body"].read())
     assert stored["violations"] == report["Violations"]
-    assert report["Metrics"]["feature_baseline_drift__c0"] > 0.1
-    assert set(report["Metrics"]) == {f"feature_baseline_drift__c{i}" for i in range(10)}
+    assert report["Metrics"]["feature_baseline_drift_length"] > 0.1
+    assert set(report["Metrics"]) == {f"feature_baseline_drift_{name}" for name in FEATURES}
     published = local_stack.client("cloudwatch").list_metrics(
-        Namespace=NAMESPACE, MetricName="feature_baseline_drift__c0"
+        Namespace=NAMESPACE, MetricName="feature_baseline_drift_length"
     )
     assert any(
         sorted(d["Name"] for d in m["Dimensions"]) == ["Endpoint", "MonitoringSchedule"] for m in published["Metrics"]
@@ -279,6 +326,27 @@ def test_drifted_traffic_gives_violations_metrics_an_alarm_and_a_message(
     assert message.subject == 'ALARM: "monitored-drift-length" in US East (N. Virginia)'
     body = json.loads(message.text)
     assert body["NewStateValue"] == "ALARM" and body["Trigger"]["Namespace"] == NAMESPACE
+
+
+def test_headerless_columns_take_the_baseline_names_by_position_and_the_rest_are_extra_or_missing():
+    analyzer = _analyzer()
+    constraints = {"features": [{"name": n, "inferred_type": "Fractional"} for n in ("length", "height", "sex_F")]}
+    frame = pd.DataFrame([["0.5", "0.1"]], columns=["_c0", "_c1"])
+    assert list(analyzer.name_by_baseline(frame, constraints, headerless=True).columns) == ["length", "height"]
+    wide = pd.DataFrame([["1", "2", "3", "4"]], columns=[f"_c{i}" for i in range(4)])
+    assert list(analyzer.name_by_baseline(wide, constraints, headerless=True).columns) == [
+        "length",
+        "height",
+        "sex_F",
+        "_c3",
+    ]
+    named = pd.DataFrame([["0.5"]], columns=["diameter"])  # a header is the data's own: never renamed
+    assert list(analyzer.name_by_baseline(named, constraints, headerless=False).columns) == ["diameter"]
+    checks = {
+        v["constraint_check_type"]: v["feature_name"]
+        for v in analyzer.data_violations(analyzer.name_by_baseline(frame, constraints, True), {}, constraints)
+    }
+    assert checks == {"missing_column_check": "sex_F"}
 
 
 def test_base64_captures_are_read_by_the_analyzer(tmp_path):
@@ -299,3 +367,150 @@ def test_capturing_a_request_writes_nothing_on_the_request_thread():
     assert s3.objects == {}
     (uri,) = data_capture.flush()
     assert len(s3.objects[uri.removeprefix("s3://")].decode().splitlines()) == 100
+
+
+def test_a_metric_math_alarm_goes_to_alarm_and_notifies_and_an_unsupported_one_is_refused(local_stack):
+    # The endpoint template's drift alarm: MAX(METRICS()) over one feature_baseline_drift_<feature> a feature.
+    cloudwatch, client = local_stack.client("cloudwatch"), local_stack.client
+    topic_arn, queue = outbox.ensure(client, "metric-math-tests")
+    gateway = local_stack.env["AWS_ENDPOINT_URL_SAGEMAKER"]
+    dimensions = [{"Name": "Endpoint", "Value": "math"}, {"Name": "MonitoringSchedule", "Value": "math-data-quality"}]
+
+    def drift(query_id: str, feature: str) -> dict:
+        metric = {"Namespace": NAMESPACE, "MetricName": f"feature_baseline_drift_{feature}", "Dimensions": dimensions}
+        return {
+            "Id": query_id,
+            "ReturnData": False,
+            "MetricStat": {"Metric": metric, "Stat": "Maximum", "Period": 3600},
+        }
+
+    def alarm(name: str, expression: str) -> None:
+        cloudwatch.put_metric_alarm(
+            AlarmName=name,
+            Metrics=[
+                {
+                    "Id": "drift",
+                    "Label": "largest feature_baseline_drift",
+                    "Expression": expression,
+                    "ReturnData": True,
+                },
+                drift("m0", "length"),
+                drift("m1", "height"),
+            ],
+            EvaluationPeriods=1,
+            Threshold=0.1,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+            AlarmActions=[topic_arn],
+            OKActions=[topic_arn],
+            InsufficientDataActions=[topic_arn],
+        )
+
+    alarm("math-drift", "MAX(METRICS())")
+    alarm("math-unsupported", "ANOMALY_DETECTION_BAND(m0, 2)")
+    cloudwatch.set_alarm_state(AlarmName="math-unsupported", StateValue="OK", StateReason="test")
+    moment = dt.datetime.now(dt.UTC)
+    cloudwatch.put_metric_data(
+        Namespace=NAMESPACE,
+        MetricData=[
+            {
+                "MetricName": "feature_baseline_drift_length",
+                "Dimensions": dimensions,
+                "Value": 0.04,
+                "Timestamp": moment,
+            },
+            {
+                "MetricName": "feature_baseline_drift_height",
+                "Dimensions": dimensions,
+                "Value": 0.37,
+                "Timestamp": moment,
+            },
+        ],
+    )
+
+    local_operation(gateway, "LocalAws.EvaluateAlarms", {"Time": moment.timestamp() + 1})
+
+    # Asserted on the stored states and the messages: the stack's periodic evaluator may have made the change.
+    stored = cloudwatch.describe_alarms(AlarmNames=["math-drift", "math-unsupported"])["MetricAlarms"]
+    states = {a["AlarmName"]: (a["StateValue"], a["StateReason"]) for a in stored}
+    assert states["math-drift"][0] == "ALARM"
+    assert "[0.37 (" in states["math-drift"][1]  # the largest of the two, not the first
+    assert states["math-unsupported"][0] == "INSUFFICIENT_DATA"
+    assert "ANOMALY_DETECTION_BAND is not evaluated locally" in states["math-unsupported"][1]
+    sent = [json.loads(m.text) for m in outbox.drain(client, queue)]
+    messages = {(m["AlarmName"], m["NewStateValue"]): m for m in sent}
+    trigger = messages["math-drift", "ALARM"]["Trigger"]
+    assert [q["Id"] for q in trigger["Metrics"]] == ["drift", "m0", "m1"]
+    assert trigger["Metrics"][0]["Expression"] == "MAX(METRICS())"
+    assert trigger["Metrics"][2]["MetricStat"]["Metric"]["MetricName"] == "feature_baseline_drift_height"
+    assert "Not evaluated by the local stack" in messages["math-unsupported", "INSUFFICIENT_DATA"]["NewStateReason"]
+
+
+def test_the_endpoint_templates_drift_alarm_is_made_by_its_stack_and_notifies_the_topic(local_stack):
+    # The real template's DataDriftAlarm (with its parameters and conditions), deployed through moto's
+    # CloudFormation: the stack makes a real alarm (moto alone skips the type), which the evaluator runs.
+    from pathlib import Path
+
+    from cfnlint.decode import cfn_yaml
+
+    template = cfn_yaml.load(str(Path(__file__).resolve().parents[2] / "model-deploy" / "endpoint-config-template.yml"))
+    alarm_only = {key: template[key] for key in ("Parameters", "Conditions", "Mappings")}
+    alarm_only["Resources"] = {"DataDriftAlarm": template["Resources"]["DataDriftAlarm"]}
+    client, cloudwatch = local_stack.client, local_stack.client("cloudwatch")
+    topic_arn, queue = outbox.ensure(client, "template-drift-tests")
+    parameters = {
+        "SageMakerProjectName": "tmpl",
+        "SageMakerProjectId": "p-1",
+        "StageName": "prod",
+        "ModelPackageArn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/tmpl/1",
+        "ModelExecutionRoleArn": ROLE_ARN,
+        "ArtifactBucket": BUCKET,
+        "DataQualityBaselineStatistics": f"s3://{BUCKET}/tests/monitored/statistics.json",
+        "DataQualityBaselineConstraints": f"s3://{BUCKET}/tests/monitored/constraints.json",
+        "MonitoringBaselineId": "0a1b2c3d4e5f6a7b",
+        "DriftAlarmFeatures": ",".join(FEATURES),
+        "AlertTopicArn": topic_arn,
+    }
+    declared = set(alarm_only["Parameters"])
+    cfn = local_stack.client("cloudformation")
+    cfn.create_stack(
+        StackName="tmpl-drift",
+        TemplateBody=json.dumps(alarm_only),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items() if k in declared],
+    )
+    try:
+        (alarm,) = cloudwatch.describe_alarms(AlarmNames=["tmpl-prod-data-drift"])["MetricAlarms"]
+        stats = [q for q in alarm["Metrics"] if "MetricStat" in q]
+        assert [q["MetricStat"]["Metric"]["MetricName"] for q in stats] == [
+            f"feature_baseline_drift_{f}" for f in FEATURES
+        ]
+        assert alarm["AlarmActions"] == [topic_arn] and alarm["TreatMissingData"] == "notBreaching"
+
+        dimensions = [
+            {"Name": "Endpoint", "Value": "tmpl-prod"},
+            {"Name": "MonitoringSchedule", "Value": "tmpl-prod-data-quality"},
+        ]
+        moment = dt.datetime.now(dt.UTC)
+        cloudwatch.put_metric_data(
+            Namespace=NAMESPACE,
+            MetricData=[
+                {
+                    "MetricName": f"feature_baseline_drift_{f}",
+                    "Dimensions": dimensions,
+                    "Value": value,
+                    "Timestamp": moment,
+                }
+                for f, value in (("length", 0.03), ("shell_weight", 0.42))
+            ],
+        )
+        local_operation(
+            local_stack.env["AWS_ENDPOINT_URL_SAGEMAKER"], "LocalAws.EvaluateAlarms", {"Time": moment.timestamp() + 1}
+        )
+
+        (alarm,) = cloudwatch.describe_alarms(AlarmNames=["tmpl-prod-data-drift"])["MetricAlarms"]
+        assert alarm["StateValue"] == "ALARM" and "[0.42 (" in alarm["StateReason"]
+        sent = [json.loads(m.text) for m in outbox.drain(client, queue)]
+        assert [(m["AlarmName"], m["NewStateValue"]) for m in sent] == [("tmpl-prod-data-drift", "ALARM")]
+    finally:
+        cfn.delete_stack(StackName="tmpl-drift")
+    assert cloudwatch.describe_alarms(AlarmNames=["tmpl-prod-data-drift"])["MetricAlarms"] == []

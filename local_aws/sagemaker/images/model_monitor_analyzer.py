@@ -178,6 +178,18 @@ def data_constraints(statistics: dict) -> dict:
     return {"version": 0.0, "features": features, "monitoring_config": MONITORING_CONFIG}
 
 
+def name_by_baseline(frame: pd.DataFrame, baseline_constraints: dict | None, headerless: bool) -> pd.DataFrame:
+    """Headerless data (endpoint captures, CSV without a header) takes the baseline's column names by position, as
+    Model Monitor maps it: the i-th captured column is the baseline's i-th feature. Columns beyond the baseline's
+    keep Spark's `_c<i>` (extra columns); baseline features beyond the data's are missing columns."""
+    if not headerless or not baseline_constraints:
+        return frame
+    names = [feature["name"] for feature in baseline_constraints.get("features", [])]
+    frame = frame.copy()
+    frame.columns = [names[i] if i < len(names) else f"_c{i}" for i in range(frame.shape[1])]
+    return frame
+
+
 # Violations against a baseline (data quality).
 def numeric_drift(baseline: dict, values: np.ndarray) -> float:
     """L-infinity distance of the two CDFs at the baseline's bucket bounds (the KLL buckets the baseline has)."""
@@ -399,14 +411,17 @@ def main() -> int:
     output = Path(environment.get("output_path", "/opt/ml/processing/output"))
     distances: dict[str, float] = {}
     try:
-        frame = read_dataset(environment["dataset_source"], json.loads(environment["dataset_format"]))
+        dataset_format = json.loads(environment["dataset_format"])
+        frame = read_dataset(environment["dataset_source"], dataset_format)
         baseline_statistics = _read(environment.get("baseline_statistics"))
         baseline_constraints = _read(environment.get("baseline_constraints"))
+        headerless = "sagemakerCaptureJson" in dataset_format or not (dataset_format.get("csv") or {}).get("header")
         if environment.get("analysis_type") == "MODEL_QUALITY":
             statistics = model_quality_statistics(frame, environment)
             constraints = model_quality_constraints(statistics)
             violations = model_quality_violations(statistics, baseline_constraints) if baseline_constraints else None
         else:
+            frame = name_by_baseline(frame, baseline_constraints, headerless)
             statistics = data_statistics(frame)
             constraints = data_constraints(statistics)
             violations = (

@@ -9,11 +9,13 @@ What it compares, the champion being the latest Approved package of --group:
 - the champion's model is the one it was approved as: its SHA-256 equals the pinned `ModelDataSha256`;
 - regression metrics of both models on the NEW test split (the same rows): mse, rmse, mae may not exceed the
   champion's by more than --tolerance (relative), r2 may not fall by more than --tolerance x |champion's r2|;
-- the label distribution: the L-infinity distance between the CDFs of the label's 10 buckets in the new
-  DataQualityCheck statistics and in the champion's DriftCheckBaselines data statistics, at most --label-bound
-  (the analyzer's own drift distance for numbers);
-- the training-set size (`dataset.item_count` of the same two files): new / champion within [1/--size-ratio,
-  --size-ratio].
+- the label distribution: the L-infinity distance between the CDFs of the label's 10 buckets (equal width, as
+  the analyzer's numeric distribution) in the new test split and in the champion's (its `TestDataUrl`), at most
+  --label-bound. The data-quality baselines cannot carry the label: they describe the model's input, which has
+  none (the endpoint's monitor checks captured traffic against them). Both test splits are a random share of
+  their data set, drawn by the same seeded split, so they stand for its label distribution;
+- the training-set size (`dataset.item_count` of the new DataQualityCheck statistics and of the champion's
+  DriftCheckBaselines data statistics): new / champion within [1/--size-ratio, --size-ratio].
 No Approved package: the gate passes and says so.
 """
 
@@ -35,6 +37,8 @@ MODEL_FILE = "xgboost-model"
 LABEL = "rings"
 # The pinning keys run_pipeline writes (model-build/pipelines/pinning.py); repeated: this file is uploaded alone.
 METADATA_MODEL_DIGEST = "ModelDataSha256"
+METADATA_TEST_DATA = "TestDataUrl"  # the package's test split (pipeline.py)
+BUCKETS = 10
 # Metrics where a larger value is worse; r2 is the other way round.
 LOWER_IS_BETTER = ("mse", "rmse", "mae")
 SUMMARY_KEYS = ("GateResult", "GateChampion", "GateRmse", "GateMae", "GateR2", "GateLabelShift", "GateTrainingSize")
@@ -78,12 +82,19 @@ def score(model_tar: str, test: pd.DataFrame) -> dict[str, float]:
     return regression_metrics(test.iloc[:, 0].to_numpy(dtype=float), predictions)
 
 
-def label_buckets(statistics: dict) -> list[dict]:
-    """The label's numeric buckets in a data-quality statistics.json."""
-    for feature in statistics.get("features", []):
-        if feature.get("name") == LABEL:
-            return feature["numerical_statistics"]["distribution"]["kll"]["buckets"]
-    raise ValueError(f"statistics have no numeric feature {LABEL!r}")
+def label_buckets(labels) -> list[dict]:
+    """The labels' distribution in 10 equal-width buckets over [min, max], as the analyzer writes a number's."""
+    values = np.asarray(labels, dtype=float)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        raise ValueError(f"no {LABEL} value to compare")
+    low, high = float(values.min()), float(values.max())
+    edges = np.linspace(low, high, BUCKETS + 1) if high > low else np.array([low] * (BUCKETS + 1))
+    counts = np.histogram(values, bins=BUCKETS, range=(low, high if high > low else low + 1.0))[0]
+    return [
+        {"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]), "count": float(counts[i])}
+        for i in range(BUCKETS)
+    ]
 
 
 def cdf(buckets: list[dict], points: np.ndarray) -> np.ndarray:
@@ -105,6 +116,8 @@ def label_distance(new: list[dict], champion: list[dict]) -> float:
 def compare(
     new_metrics: dict[str, float],
     champion_metrics: dict[str, float],
+    new_labels: list[dict],
+    champion_labels: list[dict],
     new_statistics: dict,
     champion_statistics: dict,
     tolerance: float,
@@ -121,7 +134,7 @@ def compare(
             bound = old - tolerance * abs(old)
             passed, rule = new >= bound, "at least"
         metrics[name] = {"new": new, "champion": old, "bound": bound, "rule": rule, "passed": bool(passed)}
-    new_buckets, old_buckets = label_buckets(new_statistics), label_buckets(champion_statistics)
+    new_buckets, old_buckets = new_labels, champion_labels
     distance = label_distance(new_buckets, old_buckets)
     label = {
         "distance": distance,
@@ -204,8 +217,8 @@ def champion_of(sagemaker, group: str) -> dict | None:
     return sagemaker.describe_model_package(ModelPackageName=summaries[0]["ModelPackageArn"])
 
 
-def champion_files(package: dict, s3, folder: str) -> tuple[str, dict]:
-    """(model.tar.gz path, data statistics) of the champion; the model checked against its pinned digest."""
+def champion_files(package: dict, s3, folder: str) -> tuple[str, dict, pd.DataFrame]:
+    """(model.tar.gz path, data statistics, test split) of the champion; the model checked against its digest."""
     arn = package["ModelPackageArn"]
     model_uri = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     pinned = (package.get("CustomerMetadataProperties") or {}).get(METADATA_MODEL_DIGEST)
@@ -220,7 +233,12 @@ def champion_files(package: dict, s3, folder: str) -> tuple[str, dict]:
         raise GateError(f"champion {arn} has no DriftCheckBaselines ModelDataQuality Statistics to compare with")
     path = _download(s3, statistics_uri["S3Uri"], os.path.join(folder, "champion-statistics.json"))
     with open(path) as handle:
-        return model_tar, json.load(handle)
+        statistics = json.load(handle)
+    test_uri = (package.get("CustomerMetadataProperties") or {}).get(METADATA_TEST_DATA)
+    if not test_uri:
+        raise GateError(f"champion {arn} has no {METADATA_TEST_DATA} (its test split) to compare the labels with")
+    test_path = _download(s3, test_uri.rstrip("/") + "/test.csv", os.path.join(folder, "champion-test.csv"))
+    return model_tar, statistics, pd.read_csv(test_path, header=None)
 
 
 class GateError(Exception):
@@ -241,12 +259,13 @@ def run(args, sagemaker, s3) -> dict:
     result["champion"] = {"arn": package["ModelPackageArn"], "version": package.get("ModelPackageVersion")}
     with tempfile.TemporaryDirectory() as folder:
         try:
-            champion_tar, champion_statistics = champion_files(package, s3, folder)
+            champion_tar, champion_statistics, champion_test = champion_files(package, s3, folder)
         except GateError as error:
             result.update(passed=0, failures=[str(error)], message=f"champion gate failed: {error}")
             return result
         champion_metrics = score(champion_tar, test)
-    result.update(compare(new_metrics, champion_metrics, new_statistics, champion_statistics, **bounds))
+    labels = label_buckets(test.iloc[:, 0]), label_buckets(champion_test.iloc[:, 0])
+    result.update(compare(new_metrics, champion_metrics, *labels, new_statistics, champion_statistics, **bounds))
     result["passed"] = 0 if result["failures"] else 1
     champion = f"champion {package['ModelPackageArn']}"
     result["message"] = (

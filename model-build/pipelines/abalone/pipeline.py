@@ -419,7 +419,11 @@ def get_pipeline(
 
     evaluation_uri = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
     mse = JsonGet(step_name=evaluate.name, property_file=evaluation_report, json_path="regression_metrics.mse.value")
-    rmse = JsonGet(step_name=evaluate.name, property_file=evaluation_report, json_path="regression_metrics.rmse.value")
+    # Rounded for people (metadata, the approval message, the failure message); the condition uses the exact value.
+    mse_shown, rmse_shown = (
+        JsonGet(step_name=evaluate.name, property_file=evaluation_report, json_path=f"summary.{name}")
+        for name in ("mse", "rmse")
+    )
 
     register = ModelStep(
         name="RegisterModel",
@@ -458,8 +462,8 @@ def get_pipeline(
                 METADATA_TEST_DATA: split_uri["test"],
                 # The metrics themselves, not only the report's URI: the approval request alert quotes them
                 # from the package's creation event (metadata values are strings, hence the Join).
-                METADATA_MSE: Join(on="", values=[mse]),
-                METADATA_RMSE: Join(on="", values=[rmse]),
+                METADATA_MSE: Join(on="", values=[mse_shown]),
+                METADATA_RMSE: Join(on="", values=[rmse_shown]),
                 # The champion comparison, so the approver sees it beside the metrics.
                 **{
                     key: Join(
@@ -479,7 +483,7 @@ def get_pipeline(
             on=" ",
             values=[
                 "Model MSE",
-                mse,
+                mse_shown,
                 "(must be at most MseThreshold =",
                 Join(on="", values=[mse_threshold, ");"]),
                 gate_message,

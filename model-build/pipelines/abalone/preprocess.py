@@ -30,6 +30,9 @@ FEATURES = [
 LABEL = "rings"
 COLUMNS = ["sex"] + FEATURES + [LABEL]
 SEXES = ["F", "I", "M"]  # fixed order: the encoded columns never depend on the data
+# The model's input, in order: what an endpoint and a batch transform receive, and what the data-quality
+# baseline describes (Model Monitor maps headerless captured columns to the baseline's names by position).
+ENCODED_FEATURES = FEATURES + [f"sex_{value}" for value in SEXES]
 SPLITS = (("train", 0.70), ("validation", 0.15), ("test", 0.15))
 # Rows of the training split that Clarify explains: Kernel SHAP costs num_samples predictions a row.
 EXPLAIN_ROWS = 30  # global importance settles by then; the step stays about 2 s
@@ -196,7 +199,7 @@ def batch(input_dir: str, output_dir: str, shards: int) -> int:
     """Inference: the same validation and encoding, features only, in N shards for a sharded batch transform.
 
     features/shard-NNNNN.csv: the encoded features (no label, no header), row order kept across shards;
-    drift/drift.csv: the rows in the raw schema with a header, as the data-quality baseline was computed;
+    drift/drift.csv: the same encoded features with their header, the schema of the data-quality baseline;
     explain/explain.csv: the first EXPLAIN_ROWS encoded rows, for the attribution drift check.
     """
     frames = [
@@ -210,9 +213,7 @@ def batch(input_dir: str, output_dir: str, shards: int) -> int:
     bounds = shard_bounds(len(features), shards)
     for number, (start, end) in enumerate(bounds):
         features.iloc[start:end].to_csv(os.path.join(folder, f"shard-{number:05d}.csv"), header=False, index=False)
-    # Without labels the drift data set has no label column: the check then reports it missing (see the README).
-    columns = COLUMNS if clean[LABEL].notna().all() else COLUMNS[:-1]
-    write_csv(clean[columns], output_dir, "drift", header=True)
+    write_csv(features, output_dir, "drift", header=True)
     os.makedirs(os.path.join(output_dir, "explain"), exist_ok=True)
     features.iloc[:EXPLAIN_ROWS].to_csv(os.path.join(output_dir, "explain", "explain.csv"), header=False, index=False)
     print(f"Preprocess (batch): {len(features)} rows in {len(bounds)} shards")
@@ -245,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         folder = os.path.join(args.output_dir, name)
         os.makedirs(folder, exist_ok=True)
         part.to_csv(os.path.join(folder, f"{name}.csv"), header=False, index=False)
-    # The data-quality baseline: the training rows in the raw schema, with a header (sex stays a category).
-    write_csv(clean.loc[parts["train"].index, COLUMNS], args.output_dir, "baseline", header=True)
+    # The data-quality baseline: the training rows as the model receives them at the endpoint and in a batch
+    # transform (the encoded features in test.csv's order, no label), with a header that names the columns.
+    write_csv(parts["train"].drop(columns=[LABEL]), args.output_dir, "baseline", header=True)
     write_csv(parts["train"].iloc[:EXPLAIN_ROWS], args.output_dir, "explain", header=False)
     print("Preprocess: " + ", ".join(f"{name} {len(part)} rows" for name, part in parts.items()))
     return 0

@@ -44,7 +44,9 @@ def start(environment: Environment, stage: str, parameters: dict[str, str]) -> s
     )["PipelineExecutionArn"]
 
 
-def follow(environment: Environment, execution_arn: str, poll_seconds: float, timeout_seconds: float) -> str:
+def follow(
+    environment: Environment, execution_arn: str, poll_seconds: float, timeout_seconds: float, what="batch inference"
+) -> str:
     sagemaker = aws.client("sagemaker", environment.region)
     deadline = time.monotonic() + timeout_seconds
     while True:
@@ -60,12 +62,10 @@ def follow(environment: Environment, execution_arn: str, poll_seconds: float, ti
                     for s in page["PipelineExecutionSteps"]
                     if s["StepStatus"] == "Failed"
                 ]
-                raise DeployError(
-                    f"batch inference {execution_arn} {status['PipelineExecutionStatus']}: {'; '.join(failed)}"
-                )
+                raise DeployError(f"{what} {execution_arn} {status['PipelineExecutionStatus']}: {'; '.join(failed)}")
             return status["PipelineExecutionStatus"]
         if time.monotonic() > deadline:
-            raise DeployError(f"batch inference {execution_arn} still running after {timeout_seconds:.0f} s")
+            raise DeployError(f"{what} {execution_arn} still running after {timeout_seconds:.0f} s")
         time.sleep(poll_seconds)
 
 

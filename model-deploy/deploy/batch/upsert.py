@@ -15,13 +15,14 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from deploy import artifacts, aws, registry, release
-from deploy.batch import definition, sdk_env
+from deploy.batch import definition, quality_definition, sdk_env
 from deploy.environment import Environment
 from deploy.errors import DeployError
 
 METADATA_FEATURE_CODE = "FeatureCodeUrl"
 METADATA_FEATURE_CODE_DIGEST = "FeatureCodeSha256"
 POSTPROCESS = Path(definition.HERE / "postprocess.py")
+QUALITY = Path(definition.HERE / "quality.py")
 
 
 def model_name(project: str, stage: str, version: int) -> str:
@@ -60,6 +61,71 @@ def drift_baselines(description: dict) -> dict[str, str]:
             f"model package {description['ModelPackageArn']} has no DriftCheckBaselines for {', '.join(missing)}: "
             "the drift checks have nothing to compare against"
         )
+    return found
+
+
+def quality_baselines(description: dict) -> dict[str, str]:
+    """The package's DriftCheckBaselines.ModelQuality: what the model-quality pipeline checks late labels against."""
+    member = (description.get("DriftCheckBaselines") or {}).get("ModelQuality", {})
+    found = {kind: member.get(kind, {}).get("S3Uri") for kind in ("Statistics", "Constraints")}
+    missing = [kind for kind, uri in found.items() if not uri]
+    if missing:
+        raise DeployError(
+            f"model package {description['ModelPackageArn']} has no DriftCheckBaselines.ModelQuality "
+            f"{' and '.join(missing)}: the model-quality pipeline has no baseline to check labels against; register "
+            "a new version with the current model-build pipeline (its ModelQualityCheck step computes it)"
+        )
+    return found
+
+
+def code_uri(root: str, body: bytes, name: str) -> str:
+    return f"{root}/code/{hashlib.sha256(body).hexdigest()[:16]}/{name}"
+
+
+def upsert_quality(environment: Environment, stage: str, package: registry.ModelPackage, description: dict, s3):
+    """The stage's model-quality pipeline, on the same package and its ModelQuality baseline; the label column is
+    the one the package's explainability config names (the build's label)."""
+    baselines = quality_baselines(description)
+    config_uri = drift_baselines(description)["explainability_config"]
+    label = json.loads(registry.read_s3_text(s3, config_uri)).get("label") or quality_definition.LABEL
+    body = QUALITY.read_bytes()
+    uri = code_uri(f"s3://{environment.artifact_bucket}/batch-inference/{environment.project_name}", body, "quality.py")
+    spec = quality_definition.QualitySpec(
+        region=environment.region,
+        role_arn=environment.execution_role_arn,
+        bucket=environment.artifact_bucket,
+        project=environment.project_name,
+        stage=stage,
+        package_arn=package.arn,
+        quality_code_uri=uri,
+        quality_statistics_uri=baselines["Statistics"],
+        quality_constraints_uri=baselines["Constraints"],
+        label=label,
+    )
+    pipeline = quality_definition.get_pipeline(spec)
+    document = pipeline.definition()
+    upload(s3, uri, body)
+    pipeline.upsert(
+        role_arn=environment.execution_role_arn,
+        description=f"Model quality ({stage}) of {package.label} with late labels",
+        tags=quality_tags(environment, stage),
+    )
+    print(f"Upserted {spec.pipeline_name} with {package.label} (labels under {spec.batch_root}/ground-truth/)")
+    return {
+        "PipelineName": spec.pipeline_name,
+        "GroundTruthUrl": quality_definition.ground_truth_root(spec.bucket, spec.project, stage),
+        "ModelQualityBaseline": baselines,
+        "DefinitionSha256": hashlib.sha256(document.encode()).hexdigest(),
+    }
+
+
+def quality_tags(environment: Environment, stage: str) -> list[dict]:
+    found = [
+        {"Key": "sagemaker:project-name", "Value": environment.project_name},
+        {"Key": "stage", "Value": stage},
+    ]
+    if environment.project_id:
+        found.append({"Key": "sagemaker:project-id", "Value": environment.project_id})
     return found
 
 
@@ -104,7 +170,9 @@ def upsert(environment: Environment, stage: str, package_arn: str, build_dir: Pa
     package = registry.require_still_approved(sagemaker, package_arn)
     registry.require_deployable(package, environment.model_package_group)
     artifacts.require_unchanged(s3, package)
-    baselines = drift_baselines(sagemaker.describe_model_package(ModelPackageName=package.arn))
+    description = sagemaker.describe_model_package(ModelPackageName=package.arn)
+    baselines = drift_baselines(description)
+    quality_baselines(description)  # refused before anything is upserted
     body = POSTPROCESS.read_bytes()
     root = f"s3://{environment.artifact_bucket}/batch-inference/{environment.project_name}"
     postprocess_uri = f"{root}/code/{hashlib.sha256(body).hexdigest()[:16]}/postprocess.py"
@@ -149,9 +217,10 @@ def upsert(environment: Environment, stage: str, package_arn: str, build_dir: Pa
         "DefinitionSha256": hashlib.sha256(document.encode()).hexdigest(),
         "OutputRoot": spec.root,
     }
+    print(f"Upserted {spec.pipeline_name} with {package.label} (model {spec.model_name})", flush=True)
+    record["ModelQuality"] = upsert_quality(environment, stage, package, description, s3)
     build_dir.mkdir(parents=True, exist_ok=True)
     (build_dir / f"{stage}-batch.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(f"Upserted {spec.pipeline_name} with {package.label} (model {spec.model_name})", flush=True)
     return record
 
 

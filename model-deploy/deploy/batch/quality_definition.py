@@ -1,0 +1,186 @@
+"""The model-quality pipeline's definition (SageMaker SDK v3): late labels against a batch run's predictions.
+
+    JoinLabels (GroundTruthUrl's label files + the labelled batch runs' predictions)
+      -> ModelQualityCheck (QualityCheck MODEL_QUALITY, Regression, vs the package's ModelQuality baseline, record only)
+      -> QualitySummary: metrics beside the baseline, the violations (quality-summary.json)
+
+Pinned like the batch pipeline: the package ARN and its DriftCheckBaselines.ModelQuality URIs (Supplied*) are fixed
+in the definition. GroundTruthUrl is the one parameter: a single batch run's label folder
+(`.../ground-truth/<batch-execution-id>/`) or the whole ground-truth prefix (every labelled run scored with this
+version, what the S3 rule passes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deploy.batch import sdk_env
+from deploy.batch.definition import SKLEARN_IMAGE_VERSION
+
+LABEL = "rings"  # the build's label column (its explainability config's "label")
+
+
+@dataclass(frozen=True)
+class QualitySpec:
+    region: str
+    role_arn: str
+    bucket: str
+    project: str
+    stage: str
+    package_arn: str
+    quality_code_uri: str  # this repo's quality.py, content-addressed
+    quality_statistics_uri: str  # the package's DriftCheckBaselines.ModelQuality
+    quality_constraints_uri: str
+    label: str = LABEL
+
+    @property
+    def pipeline_name(self) -> str:
+        return pipeline_name(self.project, self.stage)
+
+    @property
+    def batch_root(self) -> str:
+        return f"s3://{self.bucket}/batch-inference/{self.project}/{self.stage}"
+
+    @property
+    def root(self) -> str:
+        return f"{self.batch_root}/model-quality"
+
+
+def pipeline_name(project: str, stage: str) -> str:
+    return f"{project}-model-quality-{stage}"
+
+
+def ground_truth_root(bucket: str, project: str, stage: str) -> str:
+    return f"s3://{bucket}/batch-inference/{project}/{stage}/ground-truth/"
+
+
+def get_pipeline(spec: QualitySpec):
+    session = sdk_env.pipeline_session(spec.region, spec.bucket)
+
+    from sagemaker.core import image_uris
+    from sagemaker.core.model_monitor import DatasetFormat
+    from sagemaker.core.processing import ScriptProcessor
+    from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables
+    from sagemaker.core.workflow.functions import Join
+    from sagemaker.core.workflow.parameters import ParameterString
+    from sagemaker.mlops.workflow.check_job_config import CheckJobConfig
+    from sagemaker.mlops.workflow.pipeline import Pipeline
+    from sagemaker.mlops.workflow.quality_check_step import ModelQualityCheckConfig, QualityCheckStep
+    from sagemaker.mlops.workflow.steps import ProcessingStep
+
+    sdk_env.quiet()
+    ground_truth = ParameterString(
+        "GroundTruthUrl", default_value=ground_truth_root(spec.bucket, spec.project, spec.stage)
+    )
+    processing_instance = ParameterString("ProcessingInstanceType", default_value="ml.m5.xlarge")
+
+    def execution_path(*parts: str):
+        return Join(on="/", values=[spec.root, "executions", ExecutionVariables.PIPELINE_EXECUTION_ID, *parts])
+
+    def output(step: str, name: str) -> ProcessingOutput:
+        return ProcessingOutput(
+            output_name=name,
+            s3_output=ProcessingS3Output(
+                s3_uri=execution_path(step, name), local_path=f"/opt/ml/processing/{name}", s3_upload_mode="EndOfJob"
+            ),
+        )
+
+    def s3_input(name: str, uri, local_path: str) -> ProcessingInput:
+        return ProcessingInput(
+            input_name=name,
+            s3_input=ProcessingS3Input(
+                s3_uri=uri, local_path=local_path, s3_data_type="S3Prefix", s3_input_mode="File"
+            ),
+        )
+
+    processor = ScriptProcessor(
+        image_uri=image_uris.retrieve(
+            framework="sklearn",
+            region=spec.region,
+            version=SKLEARN_IMAGE_VERSION,
+            py_version="py3",
+            instance_type="ml.m5.xlarge",
+        ),
+        command=["python3"],
+        instance_type=processing_instance,
+        instance_count=1,
+        base_job_name=f"{spec.project}-quality",
+        sagemaker_session=session,
+        role=spec.role_arn,
+    )
+    join = ProcessingStep(
+        name="JoinLabels",
+        step_args=processor.run(
+            code=spec.quality_code_uri,
+            inputs=[s3_input("ground_truth", ground_truth, "/opt/ml/processing/input/ground_truth")],
+            outputs=[output("JoinLabels", name) for name in ("joined", "report")],
+            arguments=[
+                "join",
+                "--ground-truth-url",
+                ground_truth,
+                "--batch-root",
+                spec.batch_root,
+                "--model-package-arn",
+                spec.package_arn,
+                "--label",
+                spec.label,
+            ],
+        ),
+    )
+    joined = join.properties.ProcessingOutputConfig.Outputs["joined"].S3Output.S3Uri
+    check = QualityCheckStep(
+        name="ModelQualityCheck",
+        quality_check_config=ModelQualityCheckConfig(
+            baseline_dataset=joined,
+            dataset_format=DatasetFormat.csv(header=True),
+            output_s3_uri=execution_path("ModelQualityCheck"),
+            problem_type="Regression",
+            inference_attribute="prediction",
+            ground_truth_attribute=spec.label,
+        ),
+        check_job_config=CheckJobConfig(
+            role=spec.role_arn,
+            instance_count=1,
+            instance_type="ml.m5.xlarge",
+            sagemaker_session=session,
+            base_job_name=f"{spec.project}-quality-check",
+        ),
+        supplied_baseline_statistics=spec.quality_statistics_uri,
+        supplied_baseline_constraints=spec.quality_constraints_uri,
+        # Violations are recorded, never fail the run: the summary reports them.
+        skip_check=False,
+        register_new_baseline=False,
+        fail_on_violation=False,
+    )
+    summary = ProcessingStep(
+        name="QualitySummary",
+        depends_on=[check],
+        step_args=processor.run(
+            code=spec.quality_code_uri,
+            inputs=[
+                s3_input(
+                    "join",
+                    join.properties.ProcessingOutputConfig.Outputs["report"].S3Output.S3Uri,
+                    "/opt/ml/processing/input/join",
+                ),
+                s3_input("check", execution_path("ModelQualityCheck"), "/opt/ml/processing/input/check"),
+                s3_input(
+                    "baseline_statistics", spec.quality_statistics_uri, "/opt/ml/processing/input/baseline_statistics"
+                ),
+                s3_input(
+                    "baseline_constraints",
+                    spec.quality_constraints_uri,
+                    "/opt/ml/processing/input/baseline_constraints",
+                ),
+            ],
+            outputs=[output("QualitySummary", "summary")],
+            arguments=["summarize", "--execution-id", ExecutionVariables.PIPELINE_EXECUTION_ID],
+        ),
+    )
+    return Pipeline(
+        name=spec.pipeline_name,
+        parameters=[ground_truth, processing_instance],
+        steps=[join, check, summary],
+        sagemaker_session=session,
+    )
