@@ -6,6 +6,9 @@
     scripts/local-stack down      stop it by PID (does nothing when it is not running)
     scripts/local-stack monitor ENDPOINT [--schedule NAME]
                                   one Model Monitor data-quality execution over the endpoint's captured data
+    scripts/local-stack schedule fire NAME [--group GROUP]
+                                  invoke an EventBridge Scheduler schedule now, by the scheduler's own path
+                                  (the target's role assumed, its pipeline parameters passed)
 
 State, logs and events: .local/ at the repo root, or --state-dir / LOCAL_STACK_STATE_DIR.
 """
@@ -29,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=SCRIPT, description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("command", choices=["up", "down", "status", "env", "monitor"])
-    parser.add_argument("endpoint", nargs="?", help="the endpoint to monitor (monitor)")
+    parser.add_argument("command", choices=["up", "down", "status", "env", "monitor", "schedule"])
+    parser.add_argument("arguments", nargs="*", help="monitor: ENDPOINT; schedule: fire NAME")
+    parser.add_argument("--group", default=None, help="schedule group (schedule fire; default: default)")
     parser.add_argument("--schedule", default=None, help="monitoring schedule name (monitor)")
     parser.add_argument("--state-dir", type=Path, default=None, help=f"state folder (default {default_state_dir()})")
     parser.add_argument("--region", default=None, help="region the stack answers for (up; default us-east-1)")
@@ -53,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
             prod_account_id=prod_account,
         )
         if args.command == "monitor":
-            return monitor(stack, args.endpoint, args.schedule)
+            return monitor(stack, args.arguments[0] if args.arguments else None, args.schedule)
+        if args.command == "schedule":
+            return schedule(stack, args.arguments, args.group)
         return COMMANDS[args.command](stack)
     except LocalStackError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -120,6 +126,24 @@ def monitor(stack: LocalStack, endpoint: str | None, schedule: str | None) -> in
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(monitoring.format_report(report))
+    return 0
+
+
+def schedule(stack: LocalStack, arguments: list[str], group: str | None) -> int:
+    from local_aws.scheduler import invoke
+
+    if len(arguments) != 2 or arguments[0] != "fire":
+        print(f"error: usage: {SCRIPT} schedule fire NAME [--group GROUP]", file=sys.stderr)
+        return 2
+    try:
+        fired = invoke.fire(arguments[1], stack.environ(), group=group, state_dir=stack.state_dir)
+    except invoke.ScheduleError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"schedule {fired.schedule}: started {fired.pipeline_execution_arn}")
+    print(f"  as {fired.role_arn} (assumed by {invoke.SERVICE_PRINCIPAL})")
+    for parameter in fired.parameters:
+        print(f"  {parameter['Name']} = {parameter['Value']}")
     return 0
 
 

@@ -20,6 +20,10 @@ thread, one at a time in order, so the HTTP answer never waits for a deploy. The
 exception marks the pipeline `failed` with its message; a pipeline whose jobs stop at a manual job is `manual`,
 as GitLab reports a pipeline waiting at a blocking manual job.
 
+More projects of the same GitLab (each with its own trigger token, ref, path and callbacks) are served by
+`add_project(...)`: the local GitLab's build project, whose pipeline the retraining decision triggers. Pipeline
+ids are global, as on GitLab; each project lists and plays only its own.
+
 Following a pipeline, as GitLab's API (`/api/v4/projects/<id>/...`): `GET pipelines`, `GET pipelines/<id>`,
 `GET pipelines/<id>/variables`, `GET pipelines/<id>/jobs`, and `POST jobs/<job id>/play` to press a manual job
 (it runs `on_play(pipeline, job name)` on the same worker thread). These read routes answer without a token:
@@ -84,6 +88,19 @@ class TriggeredPipeline:
             self.status = "success"
 
 
+@dataclass
+class Project:
+    project_id: int
+    project_path: str
+    ref: str
+    trigger_token: str = field(repr=False)
+    on_pipeline: Callable[[TriggeredPipeline], list[dict] | None] | None = None
+    on_play: Callable[[TriggeredPipeline, str], list[dict] | None] | None = None
+
+    def named(self, project: str) -> bool:
+        return project in (str(self.project_id), self.project_path)
+
+
 class GitLabReceiver:
     def __init__(
         self,
@@ -100,12 +117,35 @@ class GitLabReceiver:
         self.ref = ref
         self.trigger_token = trigger_token or "glptt-" + secrets.token_hex(16)
         self.project_path = project_path
+        self.projects: list[Project] = [
+            Project(project_id, project_path, ref, self.trigger_token, on_pipeline, on_play)
+        ]
         self.pipelines: list[TriggeredPipeline] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._queue: queue.Queue[tuple[TriggeredPipeline, str | None] | None] = queue.Queue()
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
+
+    def add_project(
+        self,
+        project_id: int,
+        project_path: str,
+        on_pipeline: Callable[[TriggeredPipeline], list[dict] | None] | None = None,
+        on_play: Callable[[TriggeredPipeline, str], list[dict] | None] | None = None,
+        ref: str = "main",
+        trigger_token: str | None = None,
+    ) -> Project:
+        """Serve another project of this GitLab, with its own trigger token (random unless given)."""
+        added = Project(
+            project_id, project_path, ref, trigger_token or "glptt-" + secrets.token_hex(16), on_pipeline, on_play
+        )
+        with self._lock:
+            self.projects.append(added)
+        return added
+
+    def project(self, project: str | int) -> Project | None:
+        return next((known for known in self.projects if known.named(str(project))), None)
 
     @property
     def url(self) -> str:
@@ -153,30 +193,39 @@ class GitLabReceiver:
 
     def accept(self, project: str, body: dict) -> tuple[int, dict]:
         """GitLab's answer to a trigger request: (HTTP status, JSON body)."""
-        if project not in (str(self.project_id), self.project_path):
+        target = self.project(project)
+        if target is None:
             return 404, {"message": "404 Project Not Found"}
-        if not secrets.compare_digest(str(body.get("token", "")), self.trigger_token):
+        if not secrets.compare_digest(str(body.get("token", "")), target.trigger_token):
             return 404, {"message": "404 Not Found"}  # GitLab hides whether the project exists
-        if body.get("ref") != self.ref:
+        if body.get("ref") != target.ref:
             return 400, {"message": {"base": ["Reference not found"]}}
         variables = {str(k): str(v) for k, v in (body.get("variables") or {}).items()}
         with self._lock:
-            pipeline = TriggeredPipeline(next(self._ids), self.project_id, self.ref, variables)
+            pipeline = TriggeredPipeline(next(self._ids), target.project_id, target.ref, variables)
             self.pipelines.append(pipeline)
         answer = pipeline.as_json(self.web_url(pipeline))  # before the worker can start it: "created"
         self._queue.put((pipeline, None))
-        log.info("pipeline %s triggered on %s with %s", pipeline.id, self.ref, sorted(variables))
+        log.info(
+            "pipeline %s of project %s triggered on %s with %s",
+            pipeline.id,
+            target.project_id,
+            target.ref,
+            sorted(variables),
+        )
         return 201, answer
 
     def web_url(self, pipeline: TriggeredPipeline) -> str:
-        return f"{self.url}/{self.project_path}/-/pipelines/{pipeline.id}"
+        owner = self.project(pipeline.project_id)
+        return f"{self.url}/{owner.project_path if owner else self.project_path}/-/pipelines/{pipeline.id}"
 
     def read(self, project: str, pipeline_id: str | None, part: str | None) -> tuple[int, object]:
         """GitLab's answer to GET pipelines[/<id>[/variables|jobs]]."""
-        if project not in (str(self.project_id), self.project_path):
+        target = self.project(project)
+        if target is None:
             return 404, {"message": "404 Project Not Found"}
         with self._lock:
-            pipelines = list(self.pipelines)
+            pipelines = [pipeline for pipeline in self.pipelines if pipeline.project_id == target.project_id]
         if pipeline_id is None:
             return 200, [pipeline.as_json(self.web_url(pipeline)) for pipeline in reversed(pipelines)]
         found = next((pipeline for pipeline in pipelines if pipeline.id == int(pipeline_id)), None)
@@ -190,14 +239,24 @@ class GitLabReceiver:
 
     def play(self, project: str, job_id: int) -> tuple[int, dict]:
         """GitLab's answer to POST jobs/<id>/play: only a manual job that has not run yet can be played."""
-        if project not in (str(self.project_id), self.project_path):
+        target = self.project(project)
+        if target is None:
             return 404, {"message": "404 Project Not Found"}
         with self._lock:
-            owner = next((p for p in self.pipelines for job in p.jobs if job["id"] == job_id), None)
+            owner = next(
+                (
+                    p
+                    for p in self.pipelines
+                    if p.project_id == target.project_id
+                    for job in p.jobs
+                    if job["id"] == job_id
+                ),
+                None,
+            )
         if owner is None:
             return 404, {"message": "404 Job Not Found"}
         job = next(job for job in owner.jobs if job["id"] == job_id)
-        if job["status"] != "manual" or self.on_play is None:
+        if job["status"] != "manual" or target.on_play is None:
             return 400, {"message": f"job {job['name']} is {job['status']}: only a manual job can be played"}
         job["status"] = "pending"
         owner.status = "running"
@@ -210,14 +269,15 @@ class GitLabReceiver:
         while (item := self._queue.get()) is not None:
             pipeline, played = item
             pipeline.status = "running"
+            owner = self.project(pipeline.project_id)
             try:
                 if played is None:
-                    jobs = self.on_pipeline(pipeline) if self.on_pipeline is not None else None
+                    jobs = owner.on_pipeline(pipeline) if owner and owner.on_pipeline is not None else None
                     pipeline.jobs = [
                         {"id": pipeline.id * 1000 + index, **job} for index, job in enumerate(jobs or [], start=1)
                     ]
                 else:
-                    self._record_played(pipeline, played, self.on_play(pipeline, played) or [])
+                    self._record_played(pipeline, played, owner.on_play(pipeline, played) or [])
                 pipeline.settle()
             except Exception as error:  # noqa: BLE001 - a failed deploy is a pipeline result, not a crash
                 log.exception("pipeline %s failed", pipeline.id)

@@ -15,6 +15,12 @@ audience (production-deploy pressed, production-rollback on a rejection) runs on
 stand-in (`local_gitlab.id_tokens`) and no AWS keys, so its CI login exchanges the token with moto's STS
 (AssumeRoleWithWebIdentity) and it acts in the prod account. The other jobs keep the ambient (tooling account)
 credentials, as without a prod account.
+
+The build project (id 1) has its own trigger token too, as the seed gives it on GitLab: the retraining decision
+(the trigger Lambda, RetrainingTarget gitlab) triggers it, and the local GitLab runs model-build's real
+`.gitlab-ci.yml` with the build project's CI/CD variables and the trigger's (its `train` job: `make train`, a
+build on the data at the build's configured input). Both tokens are in the trigger secret (the build one under
+"build"), as the seed writes it.
 """
 
 from __future__ import annotations
@@ -30,8 +36,8 @@ from local_gitlab.receiver import GitLabReceiver, TriggeredPipeline
 
 log = logging.getLogger(__name__)
 
-DEPLOY_FOLDER = "model-deploy"
-DEPLOY_PROJECT_ID = 2  # model-build is 1 on a fresh GitLab group, the deploy repo 2
+DEPLOY_FOLDER, BUILD_FOLDER = "model-deploy", "model-build"
+BUILD_PROJECT_ID, DEPLOY_PROJECT_ID = 1, 2  # model-build is 1 on a fresh GitLab group, the deploy repo 2
 TRIGGER_SECRET_NAME = f"local/{project.PROJECT_NAME}/gitlab-trigger"
 
 _receiver: GitLabReceiver | None = None
@@ -41,30 +47,39 @@ def start(context: api.Context) -> dict:
     global _receiver
     pipelines = Path(context.state_dir) / "gitlab" / "pipelines"
 
-    def run(pipeline: TriggeredPipeline, only: tuple[str, ...] = ()) -> list[dict]:
-        folder = pipelines / str(pipeline.id)
-        folder.mkdir(parents=True, exist_ok=True)
-        prod_account = os.environ.get(lifecycle.PROD_ACCOUNT_VARIABLE, "")
-        variables = project.deploy_variables(context.region, prod_account) | pipeline.variables
-        variables["CI_PIPELINE_URL"] = _receiver.web_url(pipeline)  # the local GitLab's own address for it
-        env = {**os.environ, **context.environment}
-        state = folder / "gitlab-ci-local"
-        if not prod_account:
-            results = _run_jobs(DEPLOY_FOLDER, variables, env, state, folder, only)
-        else:
-            repo = _two_account_repo(context, prod_account)
-            # gitlab-ci-local gives every job of a run the same variables: a job with an ID token runs on its own.
-            parts = [only] if only else _token_parts(repo, variables, env, state, pipeline)
-            results = []
-            for part in parts:
-                token = _id_token(repo, part, pipeline) if part else None
-                part_variables, part_env = dict(variables), dict(env)
-                if token is not None:
-                    part_variables[id_tokens.TOKEN_VARIABLE] = token
-                    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-                        part_env.pop(name, None)  # a GitLab runner has no AWS keys: the token is the job's only way in
-                results += _run_jobs(repo, part_variables, part_env, state, folder, part)
-        return [{"name": r.job, "stage": "", "status": r.status, "duration": r.seconds} for r in results]
+    prod_account = os.environ.get(lifecycle.PROD_ACCOUNT_VARIABLE, "")
+
+    def runner(repo: str, project_variables, two_accounts: bool = False):
+        def run(pipeline: TriggeredPipeline, only: tuple[str, ...] = ()) -> list[dict]:
+            folder = pipelines / str(pipeline.id)
+            folder.mkdir(parents=True, exist_ok=True)
+            # A trigger-token pipeline's source is "trigger" on GitLab, whatever its variables.
+            variables = project_variables() | {"CI_PIPELINE_SOURCE": "trigger"} | pipeline.variables
+            variables["CI_PIPELINE_URL"] = _receiver.web_url(pipeline)  # the local GitLab's own address for it
+            env = {**os.environ, **context.environment}
+            state = folder / "gitlab-ci-local"
+            if not two_accounts:
+                results = _run_jobs(repo, variables, env, state, folder, only)
+            else:
+                two_account_repo = _two_account_repo(context, prod_account)
+                # gitlab-ci-local gives every job of a run the same variables: a job with an ID token runs on its own.
+                parts = [only] if only else _token_parts(two_account_repo, variables, env, state, pipeline)
+                results = []
+                for part in parts:
+                    token = _id_token(two_account_repo, part, pipeline) if part else None
+                    part_variables, part_env = dict(variables), dict(env)
+                    if token is not None:
+                        part_variables[id_tokens.TOKEN_VARIABLE] = token
+                        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+                            part_env.pop(name, None)  # a GitLab runner has no AWS keys: the token is the only way in
+                    results += _run_jobs(two_account_repo, part_variables, part_env, state, folder, part)
+            return [{"name": r.job, "stage": "", "status": r.status, "duration": r.seconds} for r in results]
+
+        return run
+
+    run = runner(
+        DEPLOY_FOLDER, lambda: project.deploy_variables(context.region, prod_account), two_accounts=bool(prod_account)
+    )
 
     _receiver = GitLabReceiver(
         on_pipeline=run,
@@ -73,9 +88,24 @@ def start(context: api.Context) -> dict:
         ref=project.DEFAULT_BRANCH,
         project_path=f"{project.NAMESPACE_PATH}/{project.DEPLOY_REPO}",
     ).start()
+    _receiver.add_project(
+        BUILD_PROJECT_ID,
+        f"{project.NAMESPACE_PATH}/{project.BUILD_REPO}",
+        on_pipeline=runner(BUILD_FOLDER, lambda: project.build_variables(context.region)),
+        ref=project.DEFAULT_BRANCH,
+    )
     secret_arn = _store_trigger_secret(context, _receiver)
-    log.info("local GitLab at %s: deploy project %s", _receiver.url, DEPLOY_PROJECT_ID)
-    return {"gitlab": {"url": _receiver.url, "deploy_project_id": DEPLOY_PROJECT_ID, "trigger_secret_arn": secret_arn}}
+    log.info(
+        "local GitLab at %s: build project %s, deploy project %s", _receiver.url, BUILD_PROJECT_ID, DEPLOY_PROJECT_ID
+    )
+    return {
+        "gitlab": {
+            "url": _receiver.url,
+            "deploy_project_id": DEPLOY_PROJECT_ID,
+            "build_project_id": BUILD_PROJECT_ID,
+            "trigger_secret_arn": secret_arn,
+        }
+    }
 
 
 def _run_jobs(repo, variables: dict, env: dict, state: Path, folder: Path, only: tuple[str, ...]) -> list:
@@ -134,7 +164,15 @@ def stop() -> None:
 def _store_trigger_secret(context: api.Context, receiver: GitLabReceiver) -> str:
     """What the seed step stores on AWS: the deploy project's id, default branch and trigger token."""
     client = context.client("secretsmanager")
-    value = json.dumps({"project_id": receiver.project_id, "ref": receiver.ref, "token": receiver.trigger_token})
+    build = receiver.project(BUILD_PROJECT_ID)
+    value = json.dumps(
+        {
+            "project_id": receiver.project_id,
+            "ref": receiver.ref,
+            "token": receiver.trigger_token,
+            "build": {"project_id": build.project_id, "ref": build.ref, "token": build.trigger_token},
+        }
+    )
     try:
         return client.put_secret_value(SecretId=TRIGGER_SECRET_NAME, SecretString=value)["ARN"]
     except client.exceptions.ResourceNotFoundException:

@@ -26,12 +26,20 @@ FIXTURES = Path(__file__).parent / "fixtures" / "eventbridge"
 ACCOUNT, REGION = "123456789012", "us-east-1"
 TEMPLATE = load(PROJECT_TEMPLATE)
 RESOURCES = TEMPLATE["Resources"]
-ALERT_RULES = ("PendingApprovalAlertRule", "PipelineFailedAlertRule", "PipelineStepFailedAlertRule")
+ALERT_RULES = (
+    "PendingApprovalAlertRule",
+    "PipelineFailedAlertRule",
+    "PipelineStepFailedAlertRule",
+    "BatchDriftAlertRule",
+    "RetrainingAlertRule",
+)
 
 
 def sample(name: str, **detail) -> dict:
     event = json.loads((FIXTURES / f"{name}.json").read_text())
     event["detail"].update(detail)
+    if name.startswith("batch-inference-") and "project" in detail:  # the batch events' source names the project
+        event["source"] = f"mlops.{detail['project']}.batch-inference"
     return event
 
 
@@ -44,6 +52,9 @@ def references(project: str, region: str = REGION) -> dict:
         "AWS::StackName": "sagemaker-test",
         "AlertTopic": f"arn:aws:sns:{region}:{ACCOUNT}:alerts",
         "AlertGateFunction.Arn": f"arn:aws:lambda:{region}:{ACCOUNT}:function:gate",
+        "RetrainingTarget": "gitlab",
+        "TriggerFunction.Arn": f"arn:aws:lambda:{region}:{ACCOUNT}:function:trigger",
+        "DeadLetterQueue.Arn": f"arn:aws:sqs:{region}:{ACCOUNT}:dead-letters",
     }
 
 
@@ -73,6 +84,9 @@ MEANT_FOR = {
         PIPELINE_PROJECT,
         REGION,
     ),
+    # The batch inference's own events (Postprocess), for project "abalone" (the samples are another project's).
+    "BatchDriftAlertRule": ("batch-inference-drift-detected", {"project": "abalone"}, "abalone", REGION),
+    "RetrainingAlertRule": ("batch-inference-retraining-recommended", {"project": "abalone"}, "abalone", REGION),
 }
 
 
@@ -153,6 +167,41 @@ def test_failure_messages_are_json_for_the_gate_with_the_reason_as_a_value():
     assert execution["key"] == step["key"]  # the execution's failure after its step's: one alert
     assert "Started by: SomeDescription" in execution["message"]
     assert execution["reason"] is None  # the documented execution event has no failureReason
+
+
+def test_batch_drift_and_retraining_messages_name_the_stage_run_and_figures():
+    drift = rendered("BatchDriftAlertRule")
+    run = sample("batch-inference-drift-detected")["detail"]["execution_arn"]
+    assert drift["key"] == "abalone staging batch drift"  # one alert per stage per window, whatever the run
+    assert drift["subject"] == "[abalone] Batch inference drift in staging"
+    assert "Violations: 3\nLargest feature distance: 0.412\nAttribution nDCG: 0.861" in drift["message"]
+    assert "threshold broken in 2 of the last 3 runs (broken in 1 so far): no retraining yet" in drift["message"]
+    assert f"Run:    {run}" in drift["message"] and "model-package/someone-else/3" in drift["message"]
+    retrain = rendered("RetrainingAlertRule")
+    run = sample("batch-inference-retraining-recommended")["detail"]["execution_arn"]
+    assert retrain["key"] == f"{run} retraining"  # every decision alerts
+    assert retrain["subject"] == "[abalone] Retraining started by batch drift in staging"
+    assert "decided to retrain: threshold broken in 2 of the last 3 runs (2 of the last 3 runs)" in retrain["message"]
+    assert "Retraining: gitlab" in retrain["message"] and "{" not in retrain["message"]
+
+
+def test_the_retraining_rule_targets_the_trigger_function_and_matches_only_the_decision(stack):
+    retraining = rule("RetrainingRule", "abalone")
+    (target,) = retraining["Targets"]
+    assert target["Arn"] == references("abalone")["TriggerFunction.Arn"]  # the approval trigger's function
+    decision = sample("batch-inference-retraining-recommended", project="abalone")
+    assert matches(stack, retraining["EventPattern"], decision)
+    assert not matches(stack, retraining["EventPattern"], sample("batch-inference-drift-detected", project="abalone"))
+    assert not matches(stack, retraining["EventPattern"], sample("batch-inference-retraining-recommended"))
+    assert not matches(
+        stack, retraining["EventPattern"], sample("model-package-state-change", ModelApprovalStatus="Approved")
+    )
+    # Postprocess emits exactly the source and detail-types the rules wait for.
+    from deploy.batch import postprocess
+
+    assert retraining["EventPattern"]["source"] == [postprocess.source_name("abalone")]
+    assert retraining["EventPattern"]["detail-type"] == [postprocess.DETAIL_TYPE]
+    assert rule("BatchDriftAlertRule", "abalone")["EventPattern"]["detail-type"] == [postprocess.DRIFT_DETAIL_TYPE]
 
 
 def test_input_transformer_quoting_rules():
@@ -268,7 +317,12 @@ def test_alert_gate_role_is_scoped_to_its_table_topic_keys_and_queue():
         ),
         "DeadLetters": ("sqs:SendMessage", {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}),
     }
-    for permission in ("PipelineFailedRuleInvokesAlertGate", "PipelineStepFailedRuleInvokesAlertGate"):
+    for permission in (
+        "PipelineFailedRuleInvokesAlertGate",
+        "PipelineStepFailedRuleInvokesAlertGate",
+        "BatchDriftRuleInvokesAlertGate",
+        "RetrainingRuleInvokesAlertGate",
+    ):
         properties = RESOURCES[permission]["Properties"]
         assert properties["Principal"] == "events.amazonaws.com" and "SourceArn" in properties
         assert properties["SourceAccount"] == {"Ref": "AWS::AccountId"}

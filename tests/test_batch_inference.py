@@ -140,8 +140,17 @@ def test_clean_batch_scores_every_row_with_the_approved_version_and_finds_no_dri
     assert summary["decision"]["retrain"] is False
 
 
-def test_drifted_batches_are_flagged_and_the_rule_asks_for_retraining_on_the_second(approved, sample, stack):
+@pytest.fixture(scope="module")
+def drifted_runs(approved, sample, clean_run) -> tuple[dict, dict]:
+    """Two drifted runs after the clean one: the first breaks the threshold once (a drift event), the second twice in
+    the window (the retraining event)."""
     first = run_batch(put_batch("drift-1", drifted(sample)))
+    second = run_batch(put_batch("drift-2", drifted(sample.iloc[::-1])))
+    return first, second
+
+
+def test_drifted_batches_are_flagged_and_the_rule_asks_for_retraining_on_the_second(approved, drifted_runs, stack):
+    first, second = drifted_runs
     kinds = {v["constraint_check_type"] for v in first["checks"]["data_quality"]["violations"]}
     assert "baseline_drift_check" in kinds
     assert kinds <= {"baseline_drift_check"}, first["checks"]["data_quality"]["violations"]  # no column is missing
@@ -151,7 +160,7 @@ def test_drifted_batches_are_flagged_and_the_rule_asks_for_retraining_on_the_sec
     assert first["attribution_ndcg"] < 0.9 and first["breach"]
     # One breach in the window so far (the clean run before it did not break the threshold): no retraining yet.
     assert first["decision"]["retrain"] is False
-    second = run_batch(put_batch("drift-2", drifted(sample.iloc[::-1])))
+    assert first["decision"]["event_detail_type"] == "Batch Inference Drift Detected"  # the drift alert's event
     assert second["decision"]["retrain"] is True and second["decision"]["broken_in_window"] == 2
     assert second["decision"]["event_id"]
     events = [json.loads(line) for line in (Path(stack.state_dir) / "events.jsonl").read_text().splitlines()]
@@ -171,6 +180,39 @@ def test_transform_runs_the_instance_count_each_over_its_own_shards(approved, sa
     )["Contents"]
     assert sorted(Path(o["Key"]).name for o in outputs) == [f"shard-{i:05d}.csv.out" for i in range(5)]
     assert summary["rows"] == len(sample)
+
+
+def test_the_retraining_decision_starts_the_build_in_the_local_gitlab_with_its_lineage(approved, drifted_runs, stack):
+    """The event -> the project template's RetrainingRule -> the trigger Lambda's real handler -> the build project's
+    trigger -> model-build's real .gitlab-ci.yml (its train job) -> a new version whose lineage names that build."""
+    from local_demo.batch_triggers import wait_for_retraining_build
+
+    _, second = drifted_runs
+    build = wait_for_retraining_build(stack, second["decision"]["event_id"], timeout=600)
+    assert build.status == "success", build.jobs
+    assert [job["name"] for job in build.jobs] == ["train"]
+    sagemaker = boto3.client("sagemaker")
+    newest = sagemaker.list_model_packages(
+        ModelPackageGroupName="abalone", SortBy="CreationTime", SortOrder="Descending"
+    )["ModelPackageSummaryList"][0]
+    package = sagemaker.describe_model_package(ModelPackageName=newest["ModelPackageArn"])
+    assert newest["ModelPackageArn"] != approved["arn"]
+    assert package["CustomerMetadataProperties"]["GitLabPipelineUrl"] == build.web_url
+
+
+def test_the_drifted_run_and_the_retraining_decision_reach_the_alert_topic(drifted_runs, stack):
+    """Through the template's BatchDriftAlertRule and RetrainingAlertRule, the alert gate, the topic, its outbox."""
+    import time
+
+    from local_aws.core.lifecycle import ALERT_TOPIC
+    from local_aws.sns import outbox
+
+    url, subjects, deadline = outbox.queue_url(stack.client, ALERT_TOPIC), [], time.monotonic() + 60
+    wanted = {"[abalone] Batch inference drift in staging", "[abalone] Retraining started by batch drift in staging"}
+    while not wanted <= set(subjects) and time.monotonic() < deadline:
+        subjects += [message.subject for message in outbox.drain(stack.client, url)]
+        time.sleep(0.2)
+    assert wanted <= set(subjects), subjects
 
 
 # The model-quality pipeline with late labels: labels for the clean run's predictions land under

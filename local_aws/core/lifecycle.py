@@ -430,7 +430,14 @@ class LocalStack:
                 "RestrictPublicBuckets": True,
             },
         )
-        self.progress(f"artifact bucket s3://{bucket} (encrypted at rest, public access blocked)")
+        # As the project template's ArtifactBucket: S3 sends its object events to EventBridge, where the batch
+        # pipeline's input rule (model-deploy/batch-schedule-template.yml) waits for them (local_aws/s3/).
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+        self.progress(
+            f"artifact bucket s3://{bucket} (encrypted at rest, public access blocked, events to EventBridge)"
+        )
         sagemaker = self.client("sagemaker")
         group = env["MODEL_PACKAGE_GROUP_NAME"]
         try:
@@ -497,6 +504,12 @@ class LocalStack:
         if gitlab is None:
             self.progress("no local GitLab in this stack: the project template's event rules are not provisioned")
             return
+        retraining = os.environ.get("LOCAL_STACK_RETRAINING_TARGET") or "gitlab"
+        if retraining not in ("gitlab", "pipeline"):
+            raise LocalStackError(
+                f"LOCAL_STACK_RETRAINING_TARGET={retraining!r}: the project template's RetrainingTarget is gitlab"
+                " or pipeline"
+            )
         self._ensure_idempotency_table()
         alert_topic = self._ensure_alerts()
         rules = event_routing.provision(
@@ -505,6 +518,8 @@ class LocalStack:
             parameters={
                 "SageMakerProjectName": self.info["env"]["MODEL_PACKAGE_GROUP_NAME"],
                 "GitLabServerUrl": gitlab["url"],
+                # The template's RetrainingTarget: gitlab (its default) or pipeline.
+                "RetrainingTarget": retraining,
             },
             resources={
                 "TriggerSecret": gitlab["trigger_secret_arn"],

@@ -50,7 +50,7 @@ from local_aws.events import bus as events  # noqa: E402
 log = logging.getLogger("local_aws.core.server")
 
 # One package per emulated AWS service, each behind that service's own API.
-SERVICES = ("local_aws.sagemaker", "local_aws.events", "local_aws.cloudwatch")
+SERVICES = ("local_aws.sagemaker", "local_aws.events", "local_aws.cloudwatch", "local_aws.s3", "local_aws.scheduler")
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another server has this state folder
 
 

@@ -9,7 +9,10 @@ bootstrap (`local_aws.cloudformation.event_routing`), and any stack or client th
 Matching is EventBridge's own as moto implements it (the matcher behind moto's PutEvents and our
 TestEventPattern, `local_aws.events.responses`), never a matcher of ours. Targets:
 - a Lambda function: its real handler runs (`local_aws.awslambda.invoke`);
-- an SQS queue: SendMessage; an SNS topic: Publish (both moto's).
+- an SQS queue: SendMessage; an SNS topic: Publish (both moto's);
+- a SageMaker pipeline: StartPipelineExecution with the target's `SageMakerPipelineParameters`, as the target's
+  `RoleArn` assumed by events.amazonaws.com after its trust is checked (`local_aws.sagemaker.pipeline_targets`);
+  the event itself is not passed to the pipeline, as on AWS.
 A target's `Input`, `InputPath` or `InputTransformer` shapes what it receives, as on AWS (`transform`).
 Any other target type is recorded as not delivered, naming it. Each delivery, matched or failed, is one line of
 `<state>/event-deliveries.jsonl`. A target that fails is logged with the rule and event; EventBridge's retries
@@ -29,6 +32,7 @@ from local_aws.awslambda.invoke import invoke
 from local_aws.core import api, journal
 from local_aws.events import transform
 from local_aws.events.responses import matches
+from local_aws.sagemaker.pipeline_targets import start_as_service
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +73,17 @@ class Router:
             "target": target["Arn"],
         }
         try:
-            record["result"] = self._send(target, transform.render(target, event, rule_arn=rule_arn), context)
+            if _is_pipeline(target):
+                record["result"] = start_as_service(
+                    target,
+                    service="events.amazonaws.com",
+                    source_arn=rule_arn,
+                    source_account=(context or self.context).account_id,
+                    environ=(context or self.context).environment,
+                    session_name=f"events-{rule}"[:64],
+                ).execution_arn
+            else:
+                record["result"] = self._send(target, transform.render(target, event, rule_arn=rule_arn), context)
             record["status"] = "delivered"
         except Exception as error:  # noqa: BLE001 - one failing target must not stop the others
             log.exception("rule %s: target %s failed on event %s", rule, target["Arn"], event.get("id"))
@@ -99,6 +113,10 @@ class Router:
             message = payload if isinstance(payload, str) else json.dumps(payload, default=str)
             return context.client("sns").publish(TopicArn=arn, Message=message)["MessageId"]
         raise NotImplementedError(f"the local stack does not deliver to {service} targets ({arn})")
+
+
+def _is_pipeline(target: dict[str, Any]) -> bool:
+    return ":sagemaker:" in target["Arn"] and ":pipeline/" in target["Arn"]
 
 
 def _rules(events) -> list[dict[str, Any]]:

@@ -38,8 +38,8 @@ class TestModelBuildStandalone:
         jobs = list_jobs(repos["model-build"], CI_PIPELINE_SOURCE="merge_request_event", CI_COMMIT_BRANCH="")
         assert set(jobs) == {"validate"}
 
-    def test_schedules_and_web_runs_retrain(self, repos, list_jobs):
-        for source in ("schedule", "web"):
+    def test_schedules_web_runs_and_the_retraining_trigger_retrain(self, repos, list_jobs):
+        for source in ("schedule", "web", "trigger"):
             assert set(list_jobs(repos["model-build"], CI_PIPELINE_SOURCE=source)) == {"train"}, source
 
     def test_other_branches_start_no_pipeline(self, repos, list_jobs):

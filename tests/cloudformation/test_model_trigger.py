@@ -433,3 +433,88 @@ def test_the_staging_role_may_write_only_create_only_event_records_under_the_pro
     assert grant["Resource"] == {"Fn::Sub": "${ArtifactBucket.Arn}/deploy-events/${SageMakerProjectName}/*"}
     assert grant["Condition"] == {"Null": {"s3:if-none-match": "false"}}  # it can never overwrite a record
     assert deploy_events.marker_key("abalone", "e-1") == "deploy-events/abalone/e-1.json"
+
+
+# ---------------------------------------------------------------- the retraining decision
+
+
+def retraining_event(project: str = "abalone", event_id: str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d") -> dict:
+    fixture = Path(__file__).parents[1] / "fixtures" / "eventbridge" / "batch-inference-retraining-recommended.json"
+    event = json.loads(fixture.read_text())
+    event["id"], event["source"], event["detail"]["project"] = event_id, f"mlops.{project}.batch-inference", project
+    return event
+
+
+@pytest.fixture
+def build_project(gitlab_fake, deploy_project, lambda_env, monkeypatch):
+    namespace = gitlab_fake.add_namespace("ml-team/abalone-build")
+    project = gitlab_fake.add_project(namespace, "abalone-model-build", files={".gitlab-ci.yml": b"stages: [train]\n"})
+    project.triggers[2] = {"id": 2, "description": "retraining", "token": "glptt-BUILDtoken012345678901"}
+    secret = lambda_env | {"build": {"project_id": project.id, "ref": "main", "token": "glptt-BUILDtoken012345678901"}}
+    monkeypatch.setenv("TRIGGER_SECRET_ARN", create_secret("abalone/gitlab-trigger-2", json.dumps(secret)))
+    return project
+
+
+def test_the_retraining_decision_triggers_the_build_project_with_its_own_token(build_project, gitlab_fake):
+    event = retraining_event()
+
+    result = invoke(event)
+
+    (pipeline,) = gitlab_fake.pipelines
+    assert pipeline["project_id"] == build_project.id and pipeline["ref"] == "main"
+    assert pipeline["variables"] == {
+        "DRIFT_EXECUTION_ARN": event["detail"]["execution_arn"],
+        "DRIFT_STAGE": "staging",
+        "DRIFT_MODEL_PACKAGE_ARN": event["detail"]["model_package_arn"],
+        "EVENTBRIDGE_EVENT_ID": event["id"],
+    }
+    assert result["status"] == "triggered" and result["pipeline_url"] == pipeline["web_url"]
+    assert gitlab_fake.calls == [("POST", f"/projects/{build_project.id}/trigger/pipeline")]
+    assert invoke(event)["status"] == "duplicate" and len(gitlab_fake.pipelines) == 1  # redelivered: one build
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda e: e.update(source="mlops.other.batch-inference"), "source 'mlops.other.batch-inference'"),
+        (lambda e: e["detail"].update(project="other"), "project 'other' is not this project's"),
+        (lambda e: e.update(account="210987654321"), "event account '210987654321'"),
+        (lambda e: e["detail"].pop("execution_arn"), "malformed event: detail.execution_arn"),
+    ],
+)
+def test_foreign_or_malformed_retraining_events_are_ignored(change, reason, build_project, gitlab_fake):
+    event = retraining_event()
+    change(event)
+    result = invoke(event)
+    assert result["status"] == "ignored" and reason in result["reason"], result
+    assert gitlab_fake.pipelines == []
+
+
+def test_without_a_build_trigger_in_the_secret_the_error_says_to_seed_again(lambda_env, gitlab_fake):
+    with pytest.raises(handler.ConfigurationError, match="no build project trigger: seed the projects again"):
+        invoke(retraining_event())
+    assert gitlab_fake.pipelines == []
+
+
+def test_retraining_target_pipeline_starts_the_build_pipeline_naming_the_drift_run(
+    lambda_env, gitlab_fake, monkeypatch
+):
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    definition = {"Version": "2020-12-01", "Parameters": [], "Steps": []}
+    sagemaker.create_pipeline(
+        PipelineName="abalone-build",
+        PipelineDefinition=json.dumps(definition),
+        RoleArn="arn:aws:iam::123456789012:role/p",
+    )
+    monkeypatch.setenv("RETRAINING_TARGET", "pipeline")
+    event = retraining_event()
+
+    result = invoke(event)
+
+    assert result["status"] == "started" and gitlab_fake.pipelines == []
+    execution = sagemaker.describe_pipeline_execution(PipelineExecutionArn=result["execution_arn"])
+    assert event["detail"]["execution_arn"] in execution["PipelineExecutionDescription"]
+    assert execution["PipelineExecutionDisplayName"] == "retrain-m4nz8q1rtx0p"
+    monkeypatch.setenv("RETRAINING_TARGET", "nightly")
+    with pytest.raises(handler.ConfigurationError, match="RETRAINING_TARGET 'nightly' is not one of gitlab, pipeline"):
+        invoke(retraining_event(event_id="another"))

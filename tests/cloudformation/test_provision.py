@@ -77,10 +77,18 @@ def test_workstation_seed_uses_the_stack_outputs_and_stores_the_trigger_token(gi
         "environment_scope": "production",
     }
     (trigger,) = deploy.triggers.values()
+    build = next(project for project in gitlab_fake.projects.values() if project is not deploy)
+    (build_trigger,) = build.triggers.values()  # the retraining decision's
     stored = json.loads(secrets.get_secret_value(SecretId=outputs["TriggerSecretArn"])["SecretString"])
-    assert stored == {"project_id": deploy.id, "ref": "main", "token": trigger["token"]}
+    assert stored == {
+        "project_id": deploy.id,
+        "ref": "main",
+        "token": trigger["token"],
+        "build": {"project_id": build.id, "ref": "main", "token": build_trigger["token"]},
+    }
     printed = capsys.readouterr().out
     assert "created, seeded on main" in printed and trigger["token"] not in printed and PERSONAL_TOKEN not in printed
+    assert build_trigger["token"] not in printed
 
 
 def test_seed_properties_match_the_custom_resource():

@@ -130,10 +130,17 @@ def test_create_seeds_every_file_byte_for_byte_and_configures_both_projects(
         "BuildSeedBranch": "main",
         "DeploySeedBranch": "main",
     }
-    # The trigger secret holds the deploy project's one trigger token, its id and branch.
+    # The trigger secret holds the deploy project's one trigger token, its id and branch, and the build
+    # project's (retraining) under "build".
     (trigger,) = deploy.triggers.values()
-    assert trigger_secret(properties) == {"project_id": deploy.id, "ref": "main", "token": trigger["token"]}
-    assert trigger["token"] not in json.dumps(answer)
+    (build_trigger,) = build.triggers.values()
+    assert trigger_secret(properties) == {
+        "project_id": deploy.id,
+        "ref": "main",
+        "token": trigger["token"],
+        "build": {"project_id": build.id, "ref": "main", "token": build_trigger["token"]},
+    }
+    assert trigger["token"] not in json.dumps(answer) and build_trigger["token"] not in json.dumps(answer)
 
 
 def test_variables_are_masked_and_protected_where_sensitive(properties, gitlab_fake, cfn_responses):
@@ -173,6 +180,8 @@ def test_create_again_reuses_projects_commits_nothing_and_keeps_one_trigger(prop
     deploy = gitlab_fake.project(f"{NAMESPACE}/abalone-model-deploy")
     (trigger,) = deploy.triggers.values()  # rotated, never duplicated
     assert trigger_secret(properties)["token"] == trigger["token"]
+    (build_trigger,) = gitlab_fake.project(f"{NAMESPACE}/abalone-model-build").triggers.values()
+    assert trigger_secret(properties)["build"]["token"] == build_trigger["token"]
 
 
 def test_existing_repository_with_user_changes_gets_a_seed_update_branch(properties, gitlab_fake, cfn_responses):

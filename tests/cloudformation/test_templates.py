@@ -133,3 +133,41 @@ def test_taskcat_tests_give_every_required_parameter_and_packaged_asset(template
     keys = [v for k, v in config["project"]["parameters"].items() if k.endswith("Key")]
     packaged = {"seed_code.zip", "model_trigger.zip", "alert_gate.zip", "model-build.zip", "model-deploy.zip"}
     assert {key.rsplit("/", 1)[1] for key in keys} == packaged
+
+
+def test_the_retraining_decision_gets_least_privilege(template):
+    """RetrainingTarget pipeline: the trigger function may start the build pipeline only, and only then; the
+    retraining rule alone may invoke it for that event and dead-letter into the queue."""
+    resources_ = template["Resources"]
+    policy = resources_["TriggerStartsBuildPipeline"]
+    assert policy["Condition"] == "RetrainViaPipeline"
+    assert template["Conditions"]["RetrainViaPipeline"] == {"Fn::Equals": [{"Ref": "RetrainingTarget"}, "pipeline"]}
+    assert policy["Properties"]["RoleName"] == {"Ref": "TriggerFunctionRole"}
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "sagemaker:StartPipelineExecution"
+    build_pipeline = (
+        "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:pipeline/${SageMakerProjectName}-build"
+    )
+    assert statement["Resource"] == {"Fn::Sub": build_pipeline}
+    role = resources_["TriggerFunctionRole"]["Properties"]
+    granted = [s["Action"] for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert not any("sagemaker" in str(action) for action in granted)  # nothing of SageMaker without the condition
+    permission = resources_["RetrainingRuleInvokesTrigger"]["Properties"]
+    assert permission["SourceArn"] == {"Fn::GetAtt": ["RetrainingRule", "Arn"]}
+    assert (
+        permission["SourceAccount"] == {"Ref": "AWS::AccountId"} and permission["Principal"] == "events.amazonaws.com"
+    )
+    dead_letters = resources_["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert dead_letters["Condition"]["ArnEquals"]["aws:SourceArn"] == [
+        {"Fn::GetAtt": ["ApprovalRule", "Arn"]},
+        {"Fn::GetAtt": ["RetrainingRule", "Arn"]},
+    ]
+    environment = resources_["TriggerFunction"]["Properties"]["Environment"]["Variables"]
+    assert environment["RETRAINING_TARGET"] == {"Ref": "RetrainingTarget"}
+    assert template["Parameters"]["RetrainingTarget"]["AllowedValues"] == ["gitlab", "pipeline"]
+    assert template["Parameters"]["RetrainingTarget"]["Default"] == "gitlab"
+
+
+def test_the_artifact_bucket_sends_its_events_to_eventbridge(template):
+    bucket = template["Resources"]["ArtifactBucket"]["Properties"]
+    assert bucket["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}

@@ -96,7 +96,7 @@ def test_cli_up_status_env_down(tmp_path):
     up = cli("up")
     try:
         assert up.returncode == 0, up.stderr
-        assert "artifact bucket s3://sagemaker-local-artifacts (encrypted at rest, public access blocked)" in up.stdout
+        assert "artifact bucket s3://sagemaker-local-artifacts (encrypted at rest, public access blocked" in up.stdout
         assert "model package group abalone (created)" in up.stdout
         pid = read_state(tmp_path / "state")["pid"]
 

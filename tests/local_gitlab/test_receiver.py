@@ -70,3 +70,36 @@ def test_a_failing_pipeline_is_failed_with_its_reason_and_a_finished_job_cannot_
 
     assert pipeline.status == "failed" and "never became InService" in pipeline.error
     assert status == 404 and "Job Not Found" in answer["message"]
+
+
+def test_a_second_project_has_its_own_token_callback_and_pipelines():
+    ran = []
+    with GitLabReceiver(
+        on_pipeline=lambda p: ran.append(("deploy", p.id)) or [], project_id=2, trigger_token="glptt-d"
+    ) as receiver:
+        receiver.add_project(
+            1, "local/model-build", on_pipeline=lambda p: ran.append(("build", p.id)) or [], trigger_token="glptt-b"
+        )
+        client = gitlab.Gitlab(receiver.url, timeout=5)
+        build = client.projects.get(1, lazy=True).trigger_pipeline(ref="main", token="glptt-b", variables={"X": "1"})
+        # Each token opens its own project only.
+        crossed = requests.post(
+            f"{receiver.url}/api/v4/projects/1/trigger/pipeline", json={"token": "glptt-d", "ref": "main"}, timeout=5
+        )
+        by_path = requests.post(
+            f"{receiver.url}/api/v4/projects/local%2Fmodel-build/trigger/pipeline",
+            json={"token": "glptt-b", "ref": "main"},
+            timeout=5,
+        )
+        receiver.wait(timeout=10)
+        listed = {
+            project: [
+                p["id"] for p in requests.get(f"{receiver.url}/api/v4/projects/{project}/pipelines", timeout=5).json()
+            ]
+            for project in (1, 2)
+        }
+
+    assert crossed.status_code == 404 and by_path.status_code == 201
+    assert ran == [("build", build.id), ("build", by_path.json()["id"])]
+    assert build.web_url.endswith(f"/local/model-build/-/pipelines/{build.id}")
+    assert listed == {1: [by_path.json()["id"], build.id], 2: []}

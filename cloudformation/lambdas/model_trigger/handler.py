@@ -21,7 +21,18 @@ EVENTBRIDGE_EVENT_ID. Anything else is logged and ignored.
 - Idempotency (Powertools, DynamoDB) on the EventBridge event id: a redelivered event starts no
   second pipeline. A failed attempt leaves no record, so its retry runs again.
 
-Environment: GITLAB_URL, TRIGGER_SECRET_ARN, MODEL_PACKAGE_GROUP_NAME, IDEMPOTENCY_TABLE.
+The retraining decision: a "Batch Inference Retraining Recommended" event of this project's batch inference
+(source `mlops.<group>.batch-inference`, put by its Postprocess step) starts a retraining build on the latest
+data at the build's configured input, as RETRAINING_TARGET says:
+- `gitlab` (the default): the model-build project's pipeline, through its own trigger token (the secret's
+  "build" entry, written by the seed), with DRIFT_EXECUTION_ARN, DRIFT_STAGE, DRIFT_MODEL_PACKAGE_ARN and
+  EVENTBRIDGE_EVENT_ID; the build keeps GitLab's lineage (commit, pipeline URL) as any build does;
+- `pipeline`: StartPipelineExecution of the build pipeline (BUILD_PIPELINE_NAME) with the drift run named in the
+  execution's display name and description; the package it registers names that execution (GeneratedBy).
+Same validation (the event's account, the project), same idempotency on the event id, same GitLab code path.
+
+Environment: GITLAB_URL, TRIGGER_SECRET_ARN, MODEL_PACKAGE_GROUP_NAME, IDEMPOTENCY_TABLE; RETRAINING_TARGET
+(gitlab | pipeline, default gitlab) and BUILD_PIPELINE_NAME (default <group>-build) for retraining.
 """
 
 from __future__ import annotations
@@ -52,6 +63,8 @@ logger = Logger(service="model-approval-trigger")
 
 EVENT_SOURCE = "aws.sagemaker"
 EVENT_DETAIL_TYPE = "SageMaker Model Package State Change"
+RETRAINING_DETAIL_TYPE = "Batch Inference Retraining Recommended"  # model-deploy/deploy/batch/postprocess.py
+RETRAINING_TARGETS = ("gitlab", "pipeline")
 TRIGGERING_STATUSES = ("Approved", "Rejected")
 # (connect, read). A slow GitLab gets 30 s to answer: every read timeout may mean a second pipeline.
 GITLAB_TIMEOUT_SECONDS = (5, 30)
@@ -78,6 +91,22 @@ class ModelPackageStateChange(EventBridgeModel):
     detail: ModelPackageStateDetail
 
 
+class RetrainingDetail(BaseModel):
+    project: str
+    stage: str
+    model_package_arn: str
+    execution_arn: str
+    decision: dict = {}
+
+
+class RetrainingRecommended(EventBridgeModel):
+    detail: RetrainingDetail
+
+
+def retraining_source(group: str) -> str:
+    return f"mlops.{group}.batch-inference"  # as postprocess.source_name
+
+
 class ConfigurationError(Exception):
     """The function or its secret is not set up; the message says how to fix it."""
 
@@ -92,6 +121,8 @@ class Settings:
     trigger_secret_arn: str
     model_package_group: str
     idempotency_table: str
+    retraining_target: str = "gitlab"
+    build_pipeline_name: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -104,7 +135,15 @@ class Settings:
         missing = [env for env in names.values() if not os.environ.get(env)]
         if missing:
             raise ConfigurationError(f"environment variables not set: {', '.join(missing)} (the template sets them)")
-        return cls(**{attr: os.environ[env] for attr, env in names.items()})
+        target = os.environ.get("RETRAINING_TARGET") or "gitlab"
+        if target not in RETRAINING_TARGETS:
+            raise ConfigurationError(f"RETRAINING_TARGET {target!r} is not one of {', '.join(RETRAINING_TARGETS)}")
+        group = os.environ["MODEL_PACKAGE_GROUP_NAME"]
+        return cls(
+            **{attr: os.environ[env] for attr, env in names.items()},
+            retraining_target=target,
+            build_pipeline_name=os.environ.get("BUILD_PIPELINE_NAME") or f"{group}-build",
+        )
 
 
 @dataclass(frozen=True)
@@ -112,6 +151,7 @@ class TriggerSecret:
     project_id: int
     ref: str
     token: str = field(repr=False)
+    build: TriggerSecret | None = None  # the model-build project's trigger (retraining)
 
     @classmethod
     def load(cls, secret_arn: str) -> TriggerSecret:
@@ -119,7 +159,13 @@ class TriggerSecret:
             raw = boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
         try:
             value = json.loads(raw)
-            return cls(project_id=int(value["project_id"]), ref=str(value["ref"]), token=str(value["token"]))
+            build = value.get("build")
+            return cls(
+                project_id=int(value["project_id"]),
+                ref=str(value["ref"]),
+                token=str(value["token"]),
+                build=cls(int(build["project_id"]), str(build["ref"]), str(build["token"])) if build else None,
+            )
         except (ValueError, KeyError, TypeError):
             raise ConfigurationError(
                 f"trigger secret {secret_arn} holds no trigger token yet: seed the projects (stack custom resource,"
@@ -149,7 +195,11 @@ class Home:
 def lambda_handler(event: dict, context) -> dict:
     logger.set_correlation_id(event.get("id") if isinstance(event, dict) else None)
     settings = Settings.from_env()
-    change, reason = validate(event, settings.model_package_group, Home.of(context))
+    retraining = isinstance(event, dict) and event.get("detail-type") == RETRAINING_DETAIL_TYPE
+    if retraining:
+        change, reason = validate_retraining(event, settings.model_package_group, Home.of(context))
+    else:
+        change, reason = validate(event, settings.model_package_group, Home.of(context))
     if change is None:
         logger.info("event ignored", extra={"reason": reason})
         return {"status": "ignored", "reason": reason}
@@ -163,8 +213,62 @@ def lambda_handler(event: dict, context) -> dict:
         data_keyword_argument="change",
         persistence_store=DynamoDBPersistenceLayer(table_name=settings.idempotency_table),
         config=config,
-    )(trigger_deploy_pipeline)
+    )(start_retraining if retraining else trigger_deploy_pipeline)
     return trigger_once(change=change, settings=settings)
+
+
+def validate_retraining(event: object, group: str, home: Home) -> tuple[RetrainingRecommended | None, str]:
+    """The parsed retraining event, or None and why it is not ours."""
+    try:
+        change = parse(event=event, model=RetrainingRecommended)
+    except ValidationError as error:
+        fields = sorted({".".join(str(p) for p in e["loc"]) for e in error.errors()})
+        return None, f"malformed event: {', '.join(fields) or 'not an object'}"
+    if change.source != retraining_source(group):
+        return None, f"source {change.source!r} is not {retraining_source(group)!r}"
+    if change.detail.project != group:
+        return None, f"project {change.detail.project!r} is not this project's ({group!r})"
+    if change.account != home.account:
+        return None, f"event account {change.account!r} is not {home.account!r}"
+    return change, ""
+
+
+def start_retraining(change: RetrainingRecommended, settings: Settings) -> dict:
+    """A build on the latest data at the build's configured input: its GitLab pipeline, or its SageMaker pipeline."""
+    detail = change.detail
+    if settings.retraining_target == "pipeline":
+        run = detail.execution_arn.rsplit("/", 1)[-1]
+        answer = boto3.client("sagemaker").start_pipeline_execution(
+            PipelineName=settings.build_pipeline_name,
+            PipelineExecutionDisplayName=f"retrain-{run}"[:82],
+            PipelineExecutionDescription=(
+                f"Retraining recommended by batch inference run {detail.execution_arn} ({detail.stage},"
+                f" {detail.decision.get('rule', 'retraining rule')}; scored with {detail.model_package_arn})"
+            )[:3072],
+            ClientRequestToken=change.id[:128],  # a redelivered event starts no second build
+        )
+        logger.info("retraining pipeline started", extra={"execution_arn": answer["PipelineExecutionArn"]})
+        return {"status": "started", "execution_arn": answer["PipelineExecutionArn"], "event_id": change.id}
+    secret = TriggerSecret.load(settings.trigger_secret_arn)
+    if secret.build is None:
+        raise ConfigurationError(
+            f"trigger secret {settings.trigger_secret_arn} has no build project trigger: seed the projects again"
+            " (the seed writes it), or set RetrainingTarget to pipeline"
+        )
+    variables = {
+        "DRIFT_EXECUTION_ARN": detail.execution_arn,
+        "DRIFT_STAGE": detail.stage,
+        "DRIFT_MODEL_PACKAGE_ARN": detail.model_package_arn,
+        "EVENTBRIDGE_EVENT_ID": change.id,
+    }
+    pipeline = _trigger(settings, secret.build, variables)
+    logger.info("retraining build triggered", extra={"pipeline_id": pipeline.id, "drift_run": detail.execution_arn})
+    return {
+        "status": "triggered",
+        "pipeline_id": pipeline.id,
+        "pipeline_url": pipeline.attributes.get("web_url"),
+        "event_id": change.id,
+    }
 
 
 def validate(event: object, group: str, home: Home) -> tuple[ModelPackageStateChange | None, str]:
@@ -206,6 +310,26 @@ def trigger_deploy_pipeline(change: ModelPackageStateChange, settings: Settings)
         "MODEL_APPROVAL_STATUS": detail.ModelApprovalStatus,
         "EVENTBRIDGE_EVENT_ID": change.id,
     }
+    pipeline = _trigger(settings, secret, variables)
+    logger.info(
+        "deploy pipeline triggered",
+        extra={
+            "pipeline_id": pipeline.id,
+            "pipeline_url": pipeline.attributes.get("web_url"),
+            "model_package_arn": detail.ModelPackageArn,
+            "approval_status": detail.ModelApprovalStatus,
+        },
+    )
+    return {
+        "status": "triggered",
+        "pipeline_id": pipeline.id,
+        "pipeline_url": pipeline.attributes.get("web_url"),
+        "event_id": change.id,
+    }
+
+
+def _trigger(settings: Settings, secret: TriggerSecret, variables: dict[str, str]):
+    """Trigger the secret's project on its ref with `variables`; the GitLab pipeline, or TriggerError."""
     # No private token: the trigger token alone authorises this one call. python-gitlab retries 429s
     # only (retry_transient_errors=False): a 5xx or a timeout may come after GitLab created the pipeline.
     client = gitlab.Gitlab(settings.gitlab_url, timeout=GITLAB_TIMEOUT_SECONDS, retry_transient_errors=False)
@@ -240,21 +364,7 @@ def trigger_deploy_pipeline(change: ModelPackageStateChange, settings: Settings)
             " not re-sent, it may have started the pipeline: Lambda's retry sends it again and a second"
             " pipeline for this event stops at its build job"
         ) from None
-    logger.info(
-        "deploy pipeline triggered",
-        extra={
-            "pipeline_id": pipeline.id,
-            "pipeline_url": pipeline.attributes.get("web_url"),
-            "model_package_arn": detail.ModelPackageArn,
-            "approval_status": detail.ModelApprovalStatus,
-        },
-    )
-    return {
-        "status": "triggered",
-        "pipeline_id": pipeline.id,
-        "pipeline_url": pipeline.attributes.get("web_url"),
-        "event_id": change.id,
-    }
+    return pipeline
 
 
 def _send_until_delivered(send):

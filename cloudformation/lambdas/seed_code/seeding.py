@@ -211,7 +211,7 @@ class SeedRequest:
 
     @property
     def trigger_description(self) -> str:
-        return f"SageMaker project {self.project_name} ({self.project_id}): model approval trigger"
+        return f"SageMaker project {self.project_name} ({self.project_id}): model approval and retraining trigger"
 
     @property
     def physical_resource_id(self) -> str:
@@ -240,11 +240,20 @@ class SeedOutcome:
     deploy: ProjectOutcome
     deploy_ref: str
     trigger_token: str = field(repr=False)  # never printed
+    build_trigger_token: str = field(default="", repr=False)  # the build project's, for retraining
     warnings: list[str] = field(default_factory=list)  # what GitLab refused, and what that leaves open
 
     def trigger_secret(self) -> str:
-        """The JSON the trigger Lambda reads from Secrets Manager."""
-        return json.dumps({"project_id": self.deploy.project_id, "ref": self.deploy_ref, "token": self.trigger_token})
+        """The JSON the trigger Lambda reads from Secrets Manager: the deploy project's trigger at the top level
+        (approvals), the build project's under "build" (retraining)."""
+        value: dict = {"project_id": self.deploy.project_id, "ref": self.deploy_ref, "token": self.trigger_token}
+        if self.build_trigger_token:
+            value["build"] = {
+                "project_id": self.build.project_id,
+                "ref": self.deploy_ref,
+                "token": self.build_trigger_token,
+            }
+        return json.dumps(value)
 
     def response_data(self) -> dict[str, str]:
         """Custom resource attributes: ids and URLs only, never a token."""
@@ -295,6 +304,9 @@ class Seeder:
         self._restrict_pipeline_variables(deploy_project)
         self._protect_environments(deploy_project)
         token = self._rotate_trigger(deploy_project)
+        # The build project's own trigger: the batch pipeline's retraining decision starts a build through it
+        # (RetrainingTarget gitlab), so the retraining keeps GitLab's lineage (commit, pipeline URL).
+        build_token = self._rotate_trigger(self.gl.projects.get(build.project_id))
         for warning in self.warnings:
             log.warning(warning)
         return SeedOutcome(
@@ -302,6 +314,7 @@ class Seeder:
             deploy=deploy,
             deploy_ref=self.request.default_branch,
             trigger_token=token,
+            build_trigger_token=build_token,
             warnings=list(self.warnings),
         )
 
@@ -536,9 +549,6 @@ class Seeder:
                 except gitlab.GitlabDeleteError as error:
                     if error.response_code != 404:
                         leftovers.append(f"{repo} variable {var.key}: {error.response_code}")
-            if repo == self.request.deploy_repo:
-                self._revoke_triggers(project)
-                log.info("%s: trigger token revoked and variables removed", project.path_with_namespace)
-            else:
-                log.info("%s: variables removed", project.path_with_namespace)
+            self._revoke_triggers(project)
+            log.info("%s: trigger token revoked and variables removed", project.path_with_namespace)
         return leftovers

@@ -13,7 +13,9 @@ files, the feature shards, the two drift checks' outputs and the package's basel
 The run's record goes to the history prefix in S3 (one object per execution, beside the outputs), so the rule
 "the threshold is broken in N of the last M runs" survives restarts and sees runs of every trigger. When the rule
 says retrain, the step puts an EventBridge event (DETAIL_TYPE) on the bus; a rule in the project template
-targets retraining.
+targets retraining. A run with violations or a broken threshold that does not (yet) retrain puts
+DRIFT_DETAIL_TYPE instead, for the drift alert. Each event's detail: project, stage, model_package_arn,
+execution_arn, max_feature_distance, attribution_ndcg, violation_count, decision, input_data_url.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 
 ROOT = Path("/opt/ml/processing")
 DETAIL_TYPE = "Batch Inference Retraining Recommended"
+DRIFT_DETAIL_TYPE = "Batch Inference Drift Detected"
 
 
 def source_name(project: str) -> str:
@@ -335,12 +338,14 @@ def main(argv: list[str] | None = None) -> int:
     earlier = [r for r in history(s3, args.history_uri) if r["execution_id"] != args.execution_id]
     summary["decision"] = decide([*earlier, record], args.breaches, args.window)
     s3.put_object(Bucket=bucket, Key=f"{prefix}{record['time']}-{args.execution_id}.json", Body=json.dumps(record))
-    if summary["decision"]["retrain"]:
+    drifted = summary["violation_count"] > 0 or summary["breach"]
+    if summary["decision"]["retrain"] or drifted:
+        detail_type = DETAIL_TYPE if summary["decision"]["retrain"] else DRIFT_DETAIL_TYPE
         answer = boto3.client("events").put_events(
             Entries=[
                 {
                     "Source": source_name(args.project),
-                    "DetailType": DETAIL_TYPE,
+                    "DetailType": detail_type,
                     "Detail": json.dumps(
                         {
                             key: summary[key]
@@ -353,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "attribution_ndcg",
                                 "violation_count",
                                 "decision",
+                                "input_data_url",
                             )
                         }
                     ),
@@ -362,8 +368,9 @@ def main(argv: list[str] | None = None) -> int:
             ]
         )
         if answer.get("FailedEntryCount"):
-            raise SystemExit(f"Postprocess: PutEvents refused the retraining event: {answer['Entries']}")
+            raise SystemExit(f"Postprocess: PutEvents refused the {detail_type!r} event: {answer['Entries']}")
         summary["decision"]["event_id"] = answer["Entries"][0].get("EventId")
+        summary["decision"]["event_detail_type"] = detail_type
     (args.root / "summary").mkdir(parents=True, exist_ok=True)
     (args.root / "summary" / "drift-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     drift_report(
