@@ -18,8 +18,14 @@ REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "batch-schedule-template.yml"
 
 
-def record(breach: bool, number: int) -> dict:
-    return {"execution_id": f"e{number}", "time": f"2026-12-01T00:00:{number:02d}", "breach": breach}
+def record(breach: bool, number: int, version: int = 1, retrain: bool = False) -> dict:
+    return {
+        "execution_id": f"e{number}",
+        "time": f"2026-12-01T00:00:{number:02d}",
+        "breach": breach,
+        "model_package_arn": f"arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone/{version}",
+        "retrain": retrain,
+    }
 
 
 @pytest.mark.parametrize(
@@ -36,6 +42,21 @@ def test_retraining_rule_needs_n_breaches_in_the_last_m_runs(history, retrain):
     decision = postprocess.decide([record(b, i) for i, b in enumerate(history)], breaches=2, window=3)
     assert decision["retrain"] is retrain
     assert decision["runs_in_window"] == min(3, len(history))
+
+
+def test_the_window_holds_only_the_scoring_versions_runs():
+    # Version 1 drifted twice and was retrained; version 2's first drifted run is one breach, not three.
+    earlier = [record(True, 0, version=1), record(True, 1, version=1, retrain=True)]
+    decision = postprocess.decide([*earlier, record(True, 2, version=2)], breaches=2, window=3)
+    assert decision["retrain"] is False
+    assert decision["window_executions"] == ["e2"]
+
+
+def test_after_a_retraining_request_the_window_starts_again():
+    # One request per trend: the drifted run after the request does not ask again.
+    earlier = [record(True, 0), record(True, 1, retrain=True)]
+    assert postprocess.decide([*earlier, record(True, 2)], breaches=2, window=3)["retrain"] is False
+    assert postprocess.decide([*earlier, record(True, 2), record(True, 3)], breaches=2, window=3)["retrain"] is True
 
 
 def test_ndcg_is_one_for_the_same_ranking_and_drops_when_the_top_features_lose_their_rank():

@@ -279,8 +279,18 @@ def history(s3, history_uri: str) -> list[dict]:
 
 
 def decide(records: list[dict], breaches: int, window: int) -> dict:
-    """Retrain when the threshold was broken in at least `breaches` of the last `window` runs (this one included)."""
-    recent = records[-window:]
+    """Retrain when the threshold was broken in at least `breaches` of the last `window` runs (this one included).
+
+    The window holds only runs that scored with this run's model version, and only those since the last retraining
+    request for it: a new version starts with an empty window (the old version's drift is not its own), and one
+    request per trend, not one per drifted run while the retrained version is being built and approved.
+    """
+    current = records[-1]
+    mine = [r for r in records if r.get("model_package_arn") == current.get("model_package_arn")]
+    requested = [i for i, r in enumerate(mine[:-1]) if r.get("retrain")]
+    if requested:
+        mine = mine[requested[-1] + 1 :]
+    recent = mine[-window:]
     broken = sum(1 for r in recent if r["breach"])
     return {
         "retrain": broken >= breaches,
@@ -337,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     bucket, prefix = split_uri(args.history_uri)
     earlier = [r for r in history(s3, args.history_uri) if r["execution_id"] != args.execution_id]
     summary["decision"] = decide([*earlier, record], args.breaches, args.window)
+    record["retrain"] = summary["decision"]["retrain"]
     s3.put_object(Bucket=bucket, Key=f"{prefix}{record['time']}-{args.execution_id}.json", Body=json.dumps(record))
     drifted = summary["violation_count"] > 0 or summary["breach"]
     if summary["decision"]["retrain"] or drifted:
