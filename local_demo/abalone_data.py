@@ -130,3 +130,14 @@ def upload(data: DemoData, s3, bucket: str) -> str:
     key = f"data/abalone/{data.sha256[:16]}/abalone.csv"
     s3.put_object(Bucket=bucket, Key=key, Body=data.body)
     return f"s3://{bucket}/{key}"
+
+
+# model-build's InputDataUrl default (pipelines/abalone/pipeline.py), where a build reads when nobody names its
+# input: a retraining build, triggered with no InputDataUrl, trains on what lies here.
+CONFIGURED_INPUT_KEY = "data/abalone/abalone.csv"
+
+
+def land_latest(body: bytes, s3, bucket: str) -> str:
+    """Put the newest data at the build's configured input, as a data pipeline would; its S3 URI."""
+    s3.put_object(Bucket=bucket, Key=CONFIGURED_INPUT_KEY, Body=body)
+    return f"s3://{bucket}/{CONFIGURED_INPUT_KEY}"

@@ -40,14 +40,19 @@ def fire_schedule(stack: LocalStack, name: str, group: str | None = None) -> inv
 def upload_batch(stack: LocalStack, key: str, body: bytes, *, bucket: str | None = None, timeout: float = 60.0) -> str:
     """Put a batch under the input prefix; the execution ARN the bucket's event started through the input rule."""
     bucket = bucket or stack.env["ARTIFACT_BUCKET"]
-    stack.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        created = [
+
+    def created_events() -> list[str]:
+        return [
             event["id"]
             for event in read_events(stack.state_dir, "Object Created")
             if event["detail"]["bucket"]["name"] == bucket and event["detail"]["object"]["key"] == key
         ]
+
+    earlier = set(created_events())  # a key written before (the day's file replaced) has its own older events
+    stack.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        created = [event_id for event_id in created_events() if event_id not in earlier]
         started = [d for d in read_deliveries(stack.state_dir) if d["event"] in created and ":pipeline/" in d["target"]]
         if started:
             if started[-1]["status"] != "delivered":

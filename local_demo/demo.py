@@ -39,7 +39,7 @@ from local_aws import LocalStack, LocalStackError
 from local_aws.core.lifecycle import ALERT_TOPIC, PROD_ACCOUNT_STACK
 from local_aws.events.rules import read_deliveries
 from local_aws.sns import outbox
-from local_demo import abalone_data, accounts, batches
+from local_demo import abalone_data, accounts, batch_stages, batch_triggers, batches
 from local_gitlab import pipelines, project
 from local_gitlab.ci_runner import CiLocalError, JobResult, PipelineFailed, artifacts_dir, run_pipeline, summary_lines
 from local_gitlab.service import DEPLOY_PROJECT_ID
@@ -60,6 +60,7 @@ class Report:
     stages: list[tuple[str, float, str]] = field(default_factory=list)
     facts: dict[str, str] = field(default_factory=dict)
     jobs: list[JobResult] = field(default_factory=list)  # the GitLab jobs that ran, in order
+    started: float = field(default_factory=time.monotonic)
 
     def stage(self, number: int, total: int, name: str):
         return _Stage(self, f"[{number}/{total}] {name}")
@@ -112,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the stack this demo started is stopped too.
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     report = Report()
-    total = 4 if args.fail_build else 10
-    started = time.monotonic()
+    total = 4 if args.fail_build else 7 if args.prod_account else 11
     try:
         with report.stage(1, total, "Local stack: moto + pipeline executor + SageMaker runtime") as stage:
             stack = LocalStack(state_dir=args.state_dir, prod_account_id=args.prod_account)
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nerror: {error}", file=sys.stderr)
         return 1
     finally:
-        _print_summary(report, time.monotonic() - started)
+        _print_summary(report, time.monotonic() - report.started)
 
 
 def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
@@ -152,6 +152,10 @@ def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
         data = abalone_data.resolve(args.data)
         print(f"    {data.description}")
         uri = abalone_data.upload(data, s3, bucket)
+        # The newest data also lands where the build reads by default: a retraining build (stage 11) trains on it.
+        body = data.body if data.body is not None else _read_s3(s3, uri)
+        latest = abalone_data.land_latest(body, s3, bucket)
+        print(f"    {uri} (this build's input) and {latest} (the build's configured input)")
         stage.outcome = ("SYNTHETIC sample at " if data.synthetic else "") + uri
         report.facts["Data"] = stage.outcome
 
@@ -224,71 +228,49 @@ def _loop(stack: LocalStack, args, report: Report, total: int) -> int:
         # deploy-stage prod leaves batch inference out for a stage in its own account (it warns): nothing to run.
         print("\n    Batch inference: not deployed to a production in its own account (see the deploy job's warning)")
         return 0
-    clean = batches.clean(batches.read(data.body if data.body is not None else _read_s3(s3, uri)))
-    with report.stage(8, total, "Batch inference (prod): a clean batch") as stage:
-        summary = run_batch(deploy_env, args.state_dir, "clean", clean)
-        _show_batch(summary, args.state_dir, "clean")
-        stage.outcome = f"{summary['rows']} rows scored, {summary['violation_count']} violation(s)"
-        if summary["violation_count"]:
-            raise DemoError(f"the clean batch has {summary['violation_count']} drift violation(s): see above")
-    with report.stage(
-        9, total, "Batch inference (prod): a drifted batch (heavier, shell/shucked weight fixed)"
-    ) as stage:
-        summary = run_batch(deploy_env, args.state_dir, "drifted", batches.drifted(clean))
-        report_path = _show_batch(summary, args.state_dir, "drifted")
-        stage.outcome = (
-            f"{summary['violation_count']} violation(s), max distance {summary['max_feature_distance']:.3f}, "
-            f"nDCG {summary['attribution_ndcg']}; report {report_path}"
-        )
-        report.facts["Drift report"] = str(report_path)
-    with report.stage(10, total, "The retraining rule's decision, and the alerts the drifted batch sent") as stage:
-        decision = summary["decision"]
-        verdict = "RETRAIN: the retraining event was sent" if decision["retrain"] else "no retraining yet"
-        print(
-            f"    {decision['rule']}: broken in {decision['broken_in_window']} of the last {decision['runs_in_window']}"
-        )
-        print(f"    -> {verdict}")
-        # Hook: the project template's drift and retraining rules (issue 14) publish to the alert topic's outbox.
-        sent = _show_alerts(stack, lambda found: bool(found), timeout=1.0)
-        if not sent:
-            print("    (no drift alert: the project template has no batch drift rule to the alert topic yet)")
-        stage.outcome = (
-            f"{verdict} ({decision['broken_in_window']} of {decision['runs_in_window']}); {len(sent)} alert(s)"
-        )
-        report.facts["Retraining"] = stage.outcome
+    _batch_stages(stack, report, total, deploy_env, args.state_dir, body)
     return 0
 
 
-def run_batch(env: dict[str, str], state_dir: Path, name: str, frame) -> dict:
-    """One run of production's batch inference pipeline on `frame`, as the deploy repo's batch-run starts it."""
-    bucket = env["ARTIFACT_BUCKET"]
-    # Beside the triggers' input prefix, not under it: an object landing there starts a run by itself (S3 rule).
-    key = f"batch-inference/{PROJECT}/prod/demo-batches/{name}/batch.csv"
-    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=batches.csv_bytes(frame))
-    out = state_dir / "batch" / f"{name}-summary.json"
-    command = [sys.executable, "-m", "deploy", "batch-run", "prod", "-p", f"InputDataUrl=s3://{bucket}/{key}"]
-    run_command([*command, "--summary-json", str(out)], env, REPO_ROOT / "model-deploy", f"the {name} batch run")
-    return json.loads(out.read_text())
-
-
-def _show_batch(summary: dict, state_dir: Path, name: str) -> Path:
-    """The run's violations and its drift report (PNG + HTML), fetched next to the demo's state."""
-    for check, result in summary["checks"].items():
-        for violation in result["violations"]:
-            feature = violation.get("feature_name") or violation.get("metric_name")
-            print(f"    violation ({check}): {feature} {violation['constraint_check_type']}")
-    distances = sorted(summary["feature_distances"].items(), key=lambda item: -item[1])
-    print("    distances: " + ", ".join(f"{feature} {value:.3f}" for feature, value in distances[:5]))
-    s3 = boto3.client("s3")
-    root = summary["execution_arn"].rsplit("/", 1)[-1]
-    bucket = summary["input_data_url"].removeprefix("s3://").split("/", 1)[0]
-    folder = state_dir / "batch" / name
-    folder.mkdir(parents=True, exist_ok=True)
-    for file in ("drift-report.png", "drift-report.html"):
-        key = f"batch-inference/{PROJECT}/{summary['stage']}/executions/{root}/Postprocess/report/{file}"
-        s3.download_file(bucket, key, str(folder / file))
-    print(f"    drift report: {(folder / 'drift-report.html').as_uri()} (picture: {folder / 'drift-report.png'})")
-    return folder / "drift-report.html"
+def _batch_stages(stack: LocalStack, report: Report, total: int, env: dict, state_dir: Path, body: bytes) -> None:
+    """Prod's batch inference, each run started as on AWS (local_demo/batch_stages.py), then the retraining."""
+    repo = REPO_ROOT / "model-deploy"
+    clean = batches.clean(batches.read(body))
+    with report.stage(8, total, "Batch inference (prod): a clean batch lands in S3 -> the input rule") as stage:
+        summary = batch_stages.follow(run_command, env, repo, state_dir, "clean", batch_stages.land(stack, clean))
+        batch_stages.show(summary, state_dir, "clean")
+        stage.outcome = f"{summary['rows']} rows scored, {summary['violation_count']} violation(s)"
+        if summary["violation_count"]:
+            raise DemoError(f"the clean batch has {summary['violation_count']} drift violation(s): see above")
+    with report.stage(9, total, "Batch inference (prod): a drifted batch replaces it (heavier animals)") as stage:
+        arn = batch_stages.land(stack, batches.drifted(clean))
+        summary = batch_stages.follow(run_command, env, repo, state_dir, "drifted", arn)
+        report_path = batch_stages.show(summary, state_dir, "drifted")
+        print(f"    {batch_stages.decision_line(summary)}")
+        sent = _show_alerts(stack, lambda found: any("drift" in m.subject.lower() for m in found), timeout=10.0)
+        stage.outcome = (
+            f"{summary['violation_count']} violation(s), max distance {summary['max_feature_distance']:.3f}, "
+            f"nDCG {summary['attribution_ndcg']}; {len(sent)} alert(s) sent"
+        )
+        report.facts["Drift report"] = str(report_path)
+    with report.stage(10, total, "The nightly schedule fires now (the scheduler's path): the retraining rule") as stage:
+        arn = batch_stages.fire_nightly_schedule(stack)
+        summary = batch_stages.follow(run_command, env, repo, state_dir, "scheduled", arn)
+        print(f"    {batch_stages.decision_line(summary)}")
+        sent = _show_alerts(stack, lambda found: any("retrain" in m.subject.lower() for m in found), timeout=10.0)
+        stage.outcome = f"{batch_stages.decision_line(summary)}; {len(sent)} alert(s) sent"
+        report.facts["Retraining"] = batch_stages.decision_line(summary)
+    report.facts["Loop"] = f"{time.monotonic() - report.started:.1f}s without the retraining build"
+    if not summary["decision"]["retrain"]:
+        return
+    with report.stage(11, total, "Retraining: rule -> trigger Lambda -> local GitLab: model-build's pipeline") as stage:
+        build = batch_triggers.wait_for_retraining_build(stack, summary["decision"]["event_id"])
+        for job in build.jobs:
+            print(f"    {job['name']}: {job['status']}")
+        stage.outcome = f"build pipeline #{build.pipeline_id} {build.status} ({build.web_url})"
+        if build.status != "success":
+            raise DemoError(f"the retraining build #{build.pipeline_id} ended {build.status}")
+        report.facts["Retrained"] = _latest_package(boto3.client("sagemaker"), PROJECT)["ModelPackageArn"]
 
 
 def _read_s3(s3, uri: str) -> bytes:

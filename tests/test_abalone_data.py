@@ -90,3 +90,9 @@ def test_an_s3_input_that_does_not_exist_is_named_before_the_pipeline_starts(s3,
 @pytest.mark.parametrize("uri", ["s3://data/abalone/abalone.csv", "s3://data/abalone/"])
 def test_an_s3_object_or_folder_that_exists_is_used_as_is(s3, uri):
     assert abalone_data.upload(abalone_data.resolve(uri), s3, "artifacts") == uri
+
+
+def test_the_latest_data_lands_where_the_build_reads_by_default():
+    # model-build's InputDataUrl default, read from its source (importing pipeline.py would cost the SDK import).
+    source = (abalone_data.REPO_ROOT / "model-build" / "pipelines" / "abalone" / "pipeline.py").read_text()
+    assert f'default_value=f"s3://{{default_bucket}}/{abalone_data.CONFIGURED_INPUT_KEY}"' in source

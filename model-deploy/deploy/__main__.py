@@ -6,7 +6,8 @@ staging-test          run the staging test suite: JUnit XML + results JSON in bu
 rollback [STAGE]      put the previous Approved version back (default: prod)
 summary               what each stage serves, and the staging test figures
 batch-upsert STAGE    put the stage's batch inference pipeline on the release's package (needs the SageMaker SDK)
-batch-run STAGE       run the stage's batch inference pipeline once and print its drift summary
+batch-run STAGE       run the stage's batch inference pipeline once (or --follow a triggered run), print the drift
+                      summary
 quality-run STAGE     check late labels (--ground-truth S3_PREFIX) with the stage's model-quality pipeline
 batch-staging-test    staging batch pipeline + triggers on the release, one run on a sample, compared with the endpoint
 """
@@ -47,6 +48,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     batch_run.add_argument("stage", choices=STAGES)
     batch_run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE")
     batch_run.add_argument("--summary-json", type=Path, help="also write the run's drift summary to this file")
+    batch_run.add_argument(
+        "--follow", metavar="EXECUTION_ARN", help="follow a run a trigger started (schedule, S3 rule), not a new one"
+    )
     quality_run = commands.add_parser("quality-run", help="check late labels with the model-quality pipeline")
     quality_run.add_argument("stage", choices=STAGES)
     quality_run.add_argument(
@@ -81,7 +85,11 @@ def run(args: argparse.Namespace) -> int:
 
         if args.command == "batch-run":
             return batch_run.run(
-                environment.load(environment.RESULTS_VARIABLES), args.stage, args.parameter, args.summary_json
+                environment.load(environment.RESULTS_VARIABLES),
+                args.stage,
+                args.parameter,
+                args.summary_json,
+                args.follow,
             )
         from deploy.batch import upsert
 

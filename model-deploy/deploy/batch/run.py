@@ -85,11 +85,19 @@ def follow(
         time.sleep(poll_seconds)
 
 
-def execute(environment: Environment, stage: str, parameters: dict[str, str]) -> dict:
-    """Start, follow, and return the run's drift summary."""
-    values = {**stage_settings(stage).get("Parameters", {}), **parameters}
-    execution_arn = start(environment, stage, values)
-    print(f"Started {execution_arn}", flush=True)
+def execute(environment: Environment, stage: str, parameters: dict[str, str], execution_arn: str | None = None) -> dict:
+    """Start (or, given `execution_arn`, join a run a trigger started), follow, and return the run's drift summary."""
+    if execution_arn is None:
+        values = {**stage_settings(stage).get("Parameters", {}), **parameters}
+        execution_arn = start(environment, stage, values)
+        print(f"Started {execution_arn}", flush=True)
+    elif f":pipeline/{definition.pipeline_name(environment.project_name, stage)}/execution/" not in execution_arn:
+        raise DeployError(
+            f"{execution_arn} is not an execution of {definition.pipeline_name(environment.project_name, stage)}: "
+            "pass an execution ARN of the stage's batch inference pipeline (the schedule's or the S3 rule's run)"
+        )
+    else:
+        print(f"Following {execution_arn}", flush=True)
     follow(
         environment,
         execution_arn,
@@ -117,14 +125,22 @@ def describe(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def run(environment: Environment, stage: str, pairs: list[str], summary_json: Path | None = None) -> int:
+def run(
+    environment: Environment,
+    stage: str,
+    pairs: list[str],
+    summary_json: Path | None = None,
+    execution_arn: str | None = None,
+) -> int:
+    if execution_arn and pairs:
+        raise DeployError("--follow joins a run that has its parameters already: leave out -p")
     parameters = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep:
             raise DeployError(f"parameter {pair!r} is not NAME=VALUE")
         parameters[name] = value
-    summary = execute(environment, stage, parameters)
+    summary = execute(environment, stage, parameters, execution_arn)
     if summary_json:
         summary_json.parent.mkdir(parents=True, exist_ok=True)
         summary_json.write_text(json.dumps(summary, indent=2) + "\n")
