@@ -2,7 +2,8 @@
 
     push -> SageMaker pipeline -> registered model -> approval -> deploy pipeline
          -> staging endpoint -> staging tests -> staging batch test -> production (endpoint + batch pipeline)
-         -> a clean batch and a drifted batch through production's batch pipeline -> the retraining decision
+         -> a clean and a drifted batch land in S3 (the input rule runs prod's batch pipeline), the nightly
+            schedule fires (the scheduler's path) -> the retraining decision -> the retraining build it starts
 
 Each stage runs what the real system runs, against the local stack: the model-build repo's
 .gitlab-ci.yml (through gitlab-ci-local, as a push to the default branch) and the approval command. From
