@@ -40,8 +40,15 @@ def test_push_to_production_through_both_pipelines(tmp_path):
     with LocalStack(state_dir=state) as stack:
         sagemaker = stack.client("sagemaker")
         # Registered, then approved: one version, with its evaluation and lineage.
-        versions = sagemaker.list_model_packages(ModelPackageGroupName="abalone")["ModelPackageSummaryList"]
-        assert len(versions) == 1
+        versions = sagemaker.list_model_packages(
+            ModelPackageGroupName="abalone", SortBy="CreationTime", SortOrder="Ascending"
+        )["ModelPackageSummaryList"]
+        # The pushed version, approved; and the version the drifted batches' retraining build registered.
+        assert len(versions) == 2
+        retrained = sagemaker.describe_model_package(ModelPackageName=versions[1]["ModelPackageArn"])
+        assert retrained["ModelApprovalStatus"] == "PendingManualApproval"
+        assert "/local/model-build/-/pipelines/" in retrained["CustomerMetadataProperties"]["GitLabPipelineUrl"]
+        assert f"Retrained:   {retrained['ModelPackageArn']}" in demo.stdout
         package = sagemaker.describe_model_package(ModelPackageName=versions[0]["ModelPackageArn"])
         assert package["ModelApprovalStatus"] == "Approved"
         assert package["CustomerMetadataProperties"]["TestDataUrl"].startswith("s3://")
@@ -84,4 +91,5 @@ def test_push_to_production_through_both_pipelines(tmp_path):
         assert parameters["ModelPackageArn"] == package["ModelPackageArn"] and parameters["ScheduleState"] == "ENABLED"
     assert (state / "batch" / "drifted" / "drift-report.png").read_bytes()[:4] == b"\x89PNG"
     assert "baseline_drift_check" in (state / "batch" / "drifted" / "drift-report.html").read_text()
-    assert re.search(r"\[9/10\] Batch inference \(prod\): a drifted batch.*\n\s+[1-9]\d* violation", demo.stdout)
+    assert re.search(r"\[9/11\] Batch inference \(prod\): a drifted batch.*\n\s+[1-9]\d* violation", demo.stdout)
+    assert re.search(r"^  Loop:\s+[0-9.]+s without the retraining build$", demo.stdout, re.MULTILINE)
