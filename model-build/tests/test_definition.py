@@ -241,3 +241,27 @@ def test_identical_bytes_across_builds_and_processes(capsys):
     placeholder = json.loads(printed[0])
     assert placeholder["Steps"][0]["Arguments"]["RoleArn"] == PLACEHOLDER_ROLE
     assert PLACEHOLDER_BUCKET in json.dumps(placeholder)
+
+
+def test_a_build_makes_one_boto3_session_and_reads_the_endpoint_rules_once_at_most(monkeypatch):
+    # sdk_env.lighter_build: without it, each ProcessingStep and TransformStep made a local-mode client (a boto3
+    # session and its service models) and each image URI read botocore's endpoints.json again (~1.5 s a build).
+    import boto3
+    import botocore.loaders
+
+    sessions, loaders = [], []
+    session_init, create_loader = boto3.session.Session.__init__, botocore.loaders.create_loader
+
+    def counted_session(self, *args, **kwargs):
+        sessions.append(1)
+        session_init(self, *args, **kwargs)
+
+    def counted_loader(*args, **kwargs):
+        loaders.append(1)
+        return create_loader(*args, **kwargs)
+
+    monkeypatch.setattr(boto3.session.Session, "__init__", counted_session)
+    monkeypatch.setattr(botocore.loaders, "create_loader", counted_loader)
+    build_definition()
+    assert len(sessions) == 1, "the PipelineSession's own, no other"
+    assert len(loaders) <= 1, "the endpoint rules are read once a process"

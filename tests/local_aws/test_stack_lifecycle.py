@@ -213,6 +213,18 @@ def test_the_warm_up_setting_is_on_or_off_and_off_skips_the_xgboost_import(local
         LocalStack(state_dir=tmp_path / "state", local_gitlab=False).start()
 
 
+def test_clients_share_one_session_so_service_models_are_read_once(local_stack):
+    # A session per client re-read botocore's models and endpoint rules: ~0.3 s of CPU a client, ~4 s an `up`.
+    from local_aws.core import api
+
+    assert local_stack.client("s3")._loader is local_stack.client("sagemaker")._loader
+    moto_url, region = local_stack.env["AWS_ENDPOINT_URL"], local_stack.env["AWS_REGION"]
+    assert (
+        api.moto_client(moto_url, "s3", region)._loader
+        is api.moto_client(moto_url, "sqs", region, "210987654321")._loader
+    )
+
+
 def blocks_sigterm(pid: int) -> bool:
     [blocked] = [
         line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("SigBlk:")
