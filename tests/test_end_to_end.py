@@ -7,6 +7,7 @@ so the assertions read the registry, the stacks and the endpoints exactly as the
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -31,8 +32,11 @@ def test_push_to_production_through_both_pipelines(tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
+        env={**os.environ, "LOCAL_STACK_WARM_UP": "on"},  # the default, which tests/conftest.py turns off
     )
     assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-4000:]
+    # The stack imported what the runtime needs while idle (xgboost), before the staging tests asked it.
+    assert "runtime warm-up done" in (state / "logs" / "server.log").read_text()
     for job in ("train", "build", "staging-deploy", "staging-test", "batch-staging", "production-deploy"):
         # The demo's summary line of that job (ci_local.summary_lines): its name, then its own status.
         assert re.search(rf"^\s+{re.escape(job)}\s+success\s", demo.stdout, re.MULTILINE), job

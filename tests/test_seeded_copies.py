@@ -24,3 +24,21 @@ def constant(path: Path, name: str) -> str:
 def test_the_batch_attribution_check_explains_as_the_build_baseline_did():
     for name in ("SHAP_SAMPLES", "SHAP_SEED"):
         assert constant(BATCH, name) == constant(BUILD, name), name
+
+
+SDK_ENVS = (
+    REPO_ROOT / "model-build" / "pipelines" / "sdk_env.py",
+    REPO_ROOT / "model-deploy" / "deploy" / "batch" / "sdk_env.py",
+)
+
+
+def lighter_build_source(path: Path) -> str:
+    text = path.read_text(encoding="utf-8")
+    found = re.search(r"^def lighter_build\(\).*?(?=^# --- end of lighter_build ---)", text, re.M | re.S)
+    assert found, f"lighter_build is missing from {path}"
+    return found.group(0)
+
+
+def test_both_sdk_envs_skip_the_same_sdk_costs():
+    build, deploy = (lighter_build_source(path) for path in SDK_ENVS)
+    assert build == deploy

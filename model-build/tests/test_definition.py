@@ -217,11 +217,17 @@ def test_caching_on_jobs_and_step_code_addressed_by_content(definition):
     assert {"Get": "Execution.PipelineExecutionId"} in output["Std:Join"]["Values"]
 
 
-def test_identical_bytes_across_builds_and_processes():
+def test_identical_bytes_across_builds_and_processes(capsys):
+    from pipelines import run_pipeline
+
     first, second = build_definition(), build_definition()
     assert first == second
+    # The `definition` command here, then in a process of its own (another hash seed, a cold SDK import):
+    # one other process is enough to show that nothing process-dependent reaches the bytes.
+    assert run_pipeline.main(["definition"]) == 0
+    printed = [capsys.readouterr().out]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    printed = [
+    printed.append(
         subprocess.run(
             [sys.executable, "-m", "pipelines.run_pipeline", "definition"],
             cwd=REPO,
@@ -230,9 +236,32 @@ def test_identical_bytes_across_builds_and_processes():
             text=True,
             check=True,
         ).stdout
-        for _ in range(2)
-    ]
+    )
     assert printed[0] == printed[1]
     placeholder = json.loads(printed[0])
     assert placeholder["Steps"][0]["Arguments"]["RoleArn"] == PLACEHOLDER_ROLE
     assert PLACEHOLDER_BUCKET in json.dumps(placeholder)
+
+
+def test_a_build_makes_one_boto3_session_and_reads_the_endpoint_rules_once_at_most(monkeypatch):
+    # sdk_env.lighter_build: without it, each ProcessingStep and TransformStep made a local-mode client (a boto3
+    # session and its service models) and each image URI read botocore's endpoints.json again (~1.5 s a build).
+    import boto3
+    import botocore.loaders
+
+    sessions, loaders = [], []
+    session_init, create_loader = boto3.session.Session.__init__, botocore.loaders.create_loader
+
+    def counted_session(self, *args, **kwargs):
+        sessions.append(1)
+        session_init(self, *args, **kwargs)
+
+    def counted_loader(*args, **kwargs):
+        loaders.append(1)
+        return create_loader(*args, **kwargs)
+
+    monkeypatch.setattr(boto3.session.Session, "__init__", counted_session)
+    monkeypatch.setattr(botocore.loaders, "create_loader", counted_loader)
+    build_definition()
+    assert len(sessions) == 1, "the PipelineSession's own, no other"
+    assert len(loaders) <= 1, "the endpoint rules are read once a process"

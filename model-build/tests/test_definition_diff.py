@@ -53,7 +53,11 @@ def test_a_changed_default_shows_as_a_definition_diff(tmp_path):
 
 
 def test_a_base_whose_pipeline_does_not_build_is_reported_without_blocking(tmp_path):
-    broken = (REPO / PIPELINE).read_text() + '\nraise RuntimeError("the base is broken")\n'
+    # Broken before the SDK import (the first `from pipelines import sdk_env`): what fails is the same, minus 4 s.
+    today = (REPO / PIPELINE).read_text()
+    first_import = "\nfrom pipelines import sdk_env\n"
+    assert first_import in today
+    broken = today.replace(first_import, '\nraise RuntimeError("the base is broken")' + first_import, 1)
     result = definition_diff(repo_with_base(tmp_path, broken))
     assert result.returncode == 0, result.stderr
     assert "No definition diff: main's pipeline does not build there" in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from local_aws import LocalStack
@@ -112,27 +113,31 @@ def replayed_after_restart(state_dir: Path) -> int:
 def test_the_replay_grows_with_the_state_not_with_the_number_of_deploys(tmp_path):
     """Start time is bounded: the journal is compacted, so 3 deploys replay as one, and 3 uploads of one
     object as one. What is left is the state itself: here, one model package per deploy."""
+    states = {1: tmp_path / "rounds-1", 3: tmp_path / "rounds-3"}
+    served_before = {}
+    for round_number in (1, 2, 3):  # one `up`, build, deploy, `down` per round, as a demo does
+        with LocalStack(state_dir=states[3], local_gitlab=False) as stack:
+            cloudformation, sagemaker, s3 = (stack.client(name) for name in ("cloudformation", "sagemaker", "s3"))
+            package = register(sagemaker, f"v{len(list_packages(sagemaker)) + 1}")
+            stacks = cloudformation.describe_stacks()["Stacks"]
+            deploy(cloudformation, "staging", package, stacks[0]["StackId"] if stacks else None)
+            s3.put_object(Bucket=stack.env["ARTIFACT_BUCKET"], Key="data/abalone.csv", Body=package.encode())
+            served_before[3] = served(stack, "sagemaker-abalone-staging")
+        if round_number == 1:  # the state after one round: the same folder, copied while no server holds it
+            shutil.copytree(states[3], states[1])
+            served_before[1] = served_before[3]
     counts = {}
-    for rounds in (1, 3):
-        state = tmp_path / f"rounds-{rounds}"
-        for _ in range(rounds):  # one `up`, build, deploy, `down` per round, as a demo does
-            with LocalStack(state_dir=state, local_gitlab=False) as stack:
-                cloudformation, sagemaker, s3 = (stack.client(name) for name in ("cloudformation", "sagemaker", "s3"))
-                package = register(sagemaker, f"v{len(list_packages(sagemaker)) + 1}")
-                stacks = cloudformation.describe_stacks()["Stacks"]
-                deploy(cloudformation, "staging", package, stacks[0]["StackId"] if stacks else None)
-                s3.put_object(Bucket=stack.env["ARTIFACT_BUCKET"], Key="data/abalone.csv", Body=package.encode())
-                before = served(stack, "sagemaker-abalone-staging")
-        counts[rounds] = replayed_after_restart(state)
+    for rounds, state in states.items():
         with LocalStack(state_dir=state, local_gitlab=False) as stack:
-            assert served(stack, "sagemaker-abalone-staging") == before
+            counts[rounds] = stack.info["restored_requests"]  # the first restart after the rounds
+            assert served(stack, "sagemaker-abalone-staging") == served_before[rounds]
             body = stack.client("s3").get_object(Bucket=stack.env["ARTIFACT_BUCKET"], Key="data/abalone.csv")["Body"]
-            assert body.read() == before[1].encode()
+            assert body.read() == served_before[rounds][1].encode()
             assert len(list_packages(stack.client("sagemaker"))) == rounds
     # 2 more packages and the stack's one update the other is compacted into; not 2 more deploys,
     # uploads and `up` bootstraps.
     assert counts[3] == counts[1] + 2 + 1
-    assert replayed_after_restart(tmp_path / "rounds-3") == counts[3]  # and it stays compacted
+    assert replayed_after_restart(states[3]) == counts[3]  # and it stays compacted
 
 
 def list_packages(sagemaker) -> list[dict]:

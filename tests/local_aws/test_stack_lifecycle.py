@@ -202,6 +202,29 @@ def test_a_server_that_cannot_start_reports_its_log(tmp_path):
     assert stack.running() is None
 
 
+def test_the_warm_up_setting_is_on_or_off_and_off_skips_the_xgboost_import(local_stack, tmp_path, monkeypatch):
+    # tests/conftest.py sets off for the test stacks (the session's among them); the demo's runs with it on.
+    log = (local_stack.state_dir / "logs" / "server.log").read_text()
+    assert "no runtime warm-up (LOCAL_STACK_WARM_UP=off)" in log and "runtime warm-up done" not in log
+    assert "libxgboost" not in Path(f"/proc/{local_stack.info['pid']}/maps").read_text()
+
+    monkeypatch.setenv("LOCAL_STACK_WARM_UP", "maybe")
+    with pytest.raises(LocalStackError, match=r"LOCAL_STACK_WARM_UP='maybe': set it to on \(the default\) or off"):
+        LocalStack(state_dir=tmp_path / "state", local_gitlab=False).start()
+
+
+def test_clients_share_one_session_so_service_models_are_read_once(local_stack):
+    # A session per client re-read botocore's models and endpoint rules: ~0.3 s of CPU a client, ~4 s an `up`.
+    from local_aws.core import api
+
+    assert local_stack.client("s3")._loader is local_stack.client("sagemaker")._loader
+    moto_url, region = local_stack.env["AWS_ENDPOINT_URL"], local_stack.env["AWS_REGION"]
+    assert (
+        api.moto_client(moto_url, "s3", region)._loader
+        is api.moto_client(moto_url, "sqs", region, "210987654321")._loader
+    )
+
+
 def blocks_sigterm(pid: int) -> bool:
     [blocked] = [
         line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("SigBlk:")
