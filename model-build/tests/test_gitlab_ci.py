@@ -24,8 +24,10 @@ def test_ci_file_validates_against_the_gitlab_schema():
 def test_train_runs_on_the_default_branch_only_and_validate_on_merge_requests():
     ci = yaml.safe_load(CI_FILE.read_text())
     train_rules = [rule["if"] for rule in ci["train"]["rules"]]
+    # trigger: the batch inference's retraining decision triggers the build on the default branch (RetrainingTarget).
     assert train_rules == [
-        "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && $CI_PIPELINE_SOURCE =~ /^(push|web|schedule|parent_pipeline)$/"
+        "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
+        " && $CI_PIPELINE_SOURCE =~ /^(push|web|schedule|parent_pipeline|trigger)$/"
     ]
     assert [rule["if"] for rule in ci["validate"]["rules"]] == ['$CI_PIPELINE_SOURCE == "merge_request_event"']
     assert ci["train"]["script"] == ["make train"] and ci["validate"]["script"] == ["make validate"]

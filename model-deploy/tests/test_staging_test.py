@@ -180,3 +180,18 @@ def test_budgets_come_from_staging_config_and_the_environment_overrides_them(mon
     assert staging_test.budgets() == configured
     monkeypatch.setenv("STAGING_LATENCY_REQUESTS", "7")
     assert staging_test.budgets()["LatencyRequests"] == 7
+
+
+def test_batch_staging_skips_a_version_without_batch_inputs_and_reports_why(project, monkeypatch, capsys):
+    # A version registered before batch inference (no feature code, no drift baselines): the endpoint deploys,
+    # batch inference does not move, and the job's report says why instead of failing the deployment.
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", project.register())
+    assert project.run("build") == 0
+
+    assert project.run("batch-staging-test") == 0
+
+    results = json.loads((project.build_dir / "batch-staging-results.json").read_text())
+    assert results["passed"] and "FeatureCodeUrl" in results["skipped"]
+    suite = ET.parse(project.build_dir / "batch-staging-report.xml").getroot()  # noqa: S314 - our own report
+    assert suite.get("skipped") == "1" and suite.find("testcase/skipped") is not None
+    assert "warning: staging batch inference skipped" in capsys.readouterr().out
