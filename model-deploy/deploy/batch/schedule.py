@@ -44,10 +44,19 @@ def parameters(environment: Environment, stage: str, package_arn: str, settings:
         "InputRuleState": settings.get("InputRuleState", "ENABLED"),
         "InputBucket": environment.artifact_bucket,
         "InputPrefix": input_prefix(environment.project_name, stage),
+        "PermissionsBoundaryArn": permissions_boundary_arn(environment, stage),
     }
     run = settings.get("Parameters") or {}
     values.update({name: str(run[name]) for name in RUN_PARAMETERS if name in run})
     return values
+
+
+def permissions_boundary_arn(environment: Environment, stage: str) -> str:
+    """The stage's trigger-role boundary the project template defines, in the account of the stage's model role.
+
+    The deploy role may create the stack's roles only with this boundary (cloudformation/project.yml)."""
+    partition, account = environment.execution_role_arn.split(":")[1], environment.execution_role_arn.split(":")[4]
+    return f"arn:{partition}:iam::{account}:policy/{environment.project_name}-batch-{stage}-boundary"
 
 
 def tags(environment: Environment, stage: str) -> dict[str, str]:
