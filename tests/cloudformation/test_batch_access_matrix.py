@@ -42,7 +42,7 @@ def names(stage: str, project: str = "abalone") -> dict[str, str]:
         "rule": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{stack}-InputRule-1A2B3C4D",
         "boundary": f"arn:aws:iam::{ACCOUNT}:policy/{project}-batch-{stage}-boundary",
         "code": f"arn:aws:s3:::{BUCKET}/batch-inference/{project}/{stage}/code/0123456789abcdef/postprocess.py",
-        "config": f"arn:aws:s3:::{BUCKET}/batch-inference/{project}/{stage}/check-config/shap/0123/analysis_config.json",
+        "config": f"arn:aws:s3:::{BUCKET}/batch-inference/{project}/{stage}/check-config/shap/0123/config.json",
     }
 
 
@@ -83,7 +83,11 @@ def batch_work(stage: str, project: str = "abalone") -> dict[str, tuple[str, str
             n["role"],
             {"iam:PassedToService": "scheduler.amazonaws.com"},
         ),
-        "pass a trigger role to EventBridge": ("iam:PassRole", n["role"], {"iam:PassedToService": "events.amazonaws.com"}),
+        "pass a trigger role to EventBridge": (
+            "iam:PassRole",
+            n["role"],
+            {"iam:PassedToService": "events.amazonaws.com"},
+        ),
         "create the schedule": ("scheduler:CreateSchedule", n["schedule"], {}),
         "update the schedule": ("scheduler:UpdateSchedule", n["schedule"], {}),
         "create the input rule": ("events:PutRule", n["rule"], {}),
@@ -96,7 +100,11 @@ STAGING_RUN = {
     "follow the run": ("sagemaker:DescribePipelineExecution", names("staging")["execution"], {}),
     "list its steps": ("sagemaker:ListPipelineExecutionSteps", names("staging")["execution"], {}),
     "read its predictions": ("s3:GetObject", f"arn:aws:s3:::{BUCKET}/batch-inference/abalone/staging/x/p.csv.out", {}),
-    "write the staging sample": ("s3:PutObject", f"arn:aws:s3:::{BUCKET}/staging-tests/abalone/3/batch-input/s.csv", {}),
+    "write the staging sample": (
+        "s3:PutObject",
+        f"arn:aws:s3:::{BUCKET}/staging-tests/abalone/3/batch-input/s.csv",
+        {},
+    ),
 }
 
 
@@ -144,7 +152,8 @@ def test_production_never_runs_a_batch_pipeline(rendered):
 
 @pytest.mark.parametrize("stage", ["staging", "prod"])
 @pytest.mark.parametrize(
-    "name", ["create the batch pipeline", "create the triggers stack", "create the schedule", "upload the postprocess code"]
+    "name",
+    ["create the batch pipeline", "create the triggers stack", "create the schedule", "upload the postprocess code"],
 )
 def test_no_stage_touches_another_projects_batch_inference(rendered, stage, name):
     action, resource, context = batch_work(stage, project="other")[name]
@@ -216,14 +225,23 @@ def test_the_deploy_roles_cannot_make_a_trigger_role_into_more(rendered, stage, 
 def test_the_boundary_caps_a_trigger_role_at_starting_its_stages_pipelines(rendered, stage):
     # Whatever inline policy and trust a trigger role is given, it acts within this boundary.
     boundary = rendered.managed_policy(f"BatchTriggerBoundary{'Staging' if stage == 'staging' else 'Prod'}")
-    assert rendered.resolve(
-        rendered.template["Resources"][f"BatchTriggerBoundary{'Staging' if stage == 'staging' else 'Prod'}"][
-            "Properties"
-        ]["ManagedPolicyName"]
-    ) == names(stage)["boundary"].rsplit("/", 1)[1]  # the name deploy/batch/schedule.py derives
+    assert (
+        rendered.resolve(
+            rendered.template["Resources"][f"BatchTriggerBoundary{'Staging' if stage == 'staging' else 'Prod'}"][
+                "Properties"
+            ]["ManagedPolicyName"]
+        )
+        == names(stage)["boundary"].rsplit("/", 1)[1]
+    )  # the name deploy/batch/schedule.py derives
     own, other = names(stage), names(OTHER[stage])
     allowed = {own["pipeline"], own["quality"]}
-    for resource in (own["pipeline"], own["quality"], other["pipeline"], other["quality"], sm("pipeline", "abalone-build")):
+    for resource in (
+        own["pipeline"],
+        own["quality"],
+        other["pipeline"],
+        other["quality"],
+        sm("pipeline", "abalone-build"),
+    ):
         decision = decide(Request("sagemaker:StartPipelineExecution", resource), [boundary])
         assert (decision == ALLOW) == (resource in allowed), resource
     for action, resource in (
@@ -241,7 +259,11 @@ JOB = sm("processing-job", "pipelines-0a1b2c3d4e5f-Preprocess-AbCdEf1234")
 PIPELINE_WORK = {
     "start a processing job": ("sagemaker:CreateProcessingJob", JOB, {}),
     "start the check jobs' processing": ("sagemaker:DescribeProcessingJob", JOB, {}),
-    "start the transform": ("sagemaker:CreateTransformJob", sm("transform-job", "pipelines-0a1b2c3d4e5f-Transform-x1"), {}),
+    "start the transform": (
+        "sagemaker:CreateTransformJob",
+        sm("transform-job", "pipelines-0a1b2c3d4e5f-Transform-x1"),
+        {},
+    ),
     "pass itself to its jobs": (
         "iam:PassRole",
         f"arn:aws:iam::{ACCOUNT}:role/ModelExecutionRole",
@@ -250,14 +272,22 @@ PIPELINE_WORK = {
     "serve Clarify's shadow endpoint": ("sagemaker:CreateEndpoint", sm("endpoint", "sm-clarify-abalone-batch-1"), {}),
     "invoke it": ("sagemaker:InvokeEndpoint", sm("endpoint", "sm-clarify-abalone-batch-1"), {}),
     "delete it": ("sagemaker:DeleteEndpoint", sm("endpoint", "sm-clarify-abalone-batch-1"), {}),
-    "read the package's feature code": ("s3:GetObject", f"arn:aws:s3:::{BUCKET}/abalone-build/code/abc/features.py", {}),
+    "read the package's feature code": (
+        "s3:GetObject",
+        f"arn:aws:s3:::{BUCKET}/abalone-build/code/abc/features.py",
+        {},
+    ),
     "read a registered baseline": (
         "s3:GetObject",
         f"arn:aws:s3:::{BUCKET}/abalone-build/exec-1/DataQualityCheck/constraints.json",
         {},
     ),
     "write the shards": ("s3:PutObject", f"arn:aws:s3:::{BUCKET}/batch-inference/abalone/prod/exec-1/shards/0.csv", {}),
-    "write the run history": ("s3:PutObject", f"arn:aws:s3:::{BUCKET}/batch-inference/abalone/staging/history/x.json", {}),
+    "write the run history": (
+        "s3:PutObject",
+        f"arn:aws:s3:::{BUCKET}/batch-inference/abalone/staging/history/x.json",
+        {},
+    ),
     "list the run history": (
         "s3:ListBucket",
         f"arn:aws:s3:::{BUCKET}",
@@ -300,7 +330,11 @@ PIPELINE_LIMITS = {
         f"arn:aws:s3:::{BUCKET}/batch-inference/other/prod/exec-1/p.csv",
         {},
     ),
-    "overwrite a registered model": ("s3:PutObject", f"arn:aws:s3:::{BUCKET}/abalone-build/models/abc/model.tar.gz", {}),
+    "overwrite a registered model": (
+        "s3:PutObject",
+        f"arn:aws:s3:::{BUCKET}/abalone-build/models/abc/model.tar.gz",
+        {},
+    ),
     "list the training data": ("s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": "data/"}),
     "start a training job": ("sagemaker:CreateTrainingJob", sm("training-job", "pipelines-x-Train-y"), {}),
     "start a job not named by a pipeline": ("sagemaker:CreateProcessingJob", sm("processing-job", "mine"), {}),
