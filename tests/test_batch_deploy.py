@@ -205,12 +205,20 @@ def test_batch_staging_fails_when_the_staging_endpoint_serves_another_version(st
 
 
 def test_promotion_moves_prod_batch_and_a_rejection_moves_it_back_with_the_endpoint(stack, v1, v2, tmp_path):
+    from cloudformation.call_audit import recorded_calls, undecided
+    from cloudformation.rendered_template import Rendered
+
     assert deploy("build", build_dir=tmp_path, MODEL_PACKAGE_ARN=v2) == 0
-    assert deploy("deploy-stage", "prod", build_dir=tmp_path) == 0
+    with recorded_calls() as promoted:  # every call the production job makes, the SDK's upsert included
+        assert deploy("deploy-stage", "prod", build_dir=tmp_path) == 0
     assert serving("prod") == pinned("prod") == triggers("prod")["ModelPackageArn"] == v2
     approve(v2, "Rejected")
     rejected = {"MODEL_APPROVAL_STATUS": "Rejected", "MODEL_PACKAGE_ARN": v2}
-    assert deploy("rollback", "prod", build_dir=tmp_path, **rejected) == 0
+    with recorded_calls() as rolled_back:
+        assert deploy("rollback", "prod", build_dir=tmp_path, **rejected) == 0
+    assert any(call[1] == "CreatePipeline" for call in promoted)
+    # The project template's production role may make each of them (cloudformation/project.yml).
+    assert undecided(Rendered(), "GitLabDeployProdRole", promoted + rolled_back, project.ARTIFACT_BUCKET) == []
     assert serving("prod") == pinned("prod") == triggers("prod")["ModelPackageArn"] == v1
     assert triggers("prod")["ScheduleState"] == "ENABLED"
     record = json.loads((tmp_path / "prod-batch-schedule.json").read_text())

@@ -356,3 +356,24 @@ def test_the_batch_pipelines_run_as_the_model_execution_role(rendered, action, r
 @pytest.mark.parametrize(("action", "resource", "context"), PIPELINE_LIMITS.values(), ids=PIPELINE_LIMITS.keys())
 def test_the_model_execution_role_does_nothing_more_for_batch(rendered, action, resource, context):
     assert role_decision(rendered, "ModelExecutionRole", action, resource, context) != ALLOW
+
+
+def test_the_call_audit_refuses_what_a_role_may_not_call(rendered):
+    # call_audit decides recorded calls (tests/test_batch_deploy.py records production's); it must refuse too.
+    from .call_audit import undecided
+
+    upsert = [
+        ("sagemaker", "CreatePipeline", {"PipelineName": "abalone-batch-inference-prod", "RoleArn": "arn:x"}),
+        ("s3", "PutObject", {"Bucket": "local-bucket", "Key": "batch-inference/abalone/prod/code/0123/postprocess.py"}),
+        ("cloudformation", "UpdateStack", {"StackName": "sagemaker-abalone-batch-prod"}),
+        ("sts", "GetCallerIdentity", {}),
+    ]
+    assert undecided(rendered, ROLE["prod"], upsert, "local-bucket") == []
+    assert undecided(rendered, ROLE["staging"], upsert, "local-bucket") == [
+        (
+            "cloudformation:UpdateStack",
+            f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/sagemaker-abalone-batch-prod/x",
+        ),
+        ("s3:PutObject", f"arn:aws:s3:::{BUCKET}/batch-inference/abalone/prod/code/0123/postprocess.py"),
+        ("sagemaker:CreatePipeline", sm("pipeline", "abalone-batch-inference-prod")),
+    ]
