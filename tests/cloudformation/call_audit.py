@@ -45,10 +45,15 @@ def _local(arn: str) -> str:
     return re.sub(r"^arn:aws:([a-z0-9-]+):[a-z0-9-]*:[0-9]*:", rf"arn:aws:\1:{REGION}:{ACCOUNT}:", arn)
 
 
-def requests(calls, bucket: str) -> list[Request]:
-    """The IAM requests these calls are (PassRole too, where a call hands a role to the service)."""
+def requests(calls, bucket: str, names: dict[str, str] | None = None) -> list[Request]:
+    """The IAM requests these calls are (PassRole too, where a call hands a role to the service).
+
+    names: local resource names -> the names AWS would have (moto's CloudFormation ignores name properties)."""
     found = []
     for service, operation, params in calls:
+        params = {
+            key: (names or {}).get(value, value) if isinstance(value, str) else value for key, value in params.items()
+        }
         if (service, operation) in NOT_AUTHORIZED:
             continue
         action = ACTION.get((service, operation), f"{service}:{operation}")
@@ -96,11 +101,11 @@ def requests(calls, bucket: str) -> list[Request]:
     return found
 
 
-def undecided(rendered: Rendered, role: str, calls, bucket: str) -> list[tuple[str, str]]:
+def undecided(rendered: Rendered, role: str, calls, bucket: str, names=None) -> list[tuple[str, str]]:
     """(action, resource) of every call the role may not make."""
     principal = rendered.arn(role)
     refused = []
-    for request in requests(calls, bucket):
+    for request in requests(calls, bucket, names):
         context = {"aws:PrincipalArn": principal, "aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
         asked = Request(request.action, request.resource, {**context, **request.context}, principal={"AWS": principal})
         policies = rendered.identity_policies(role)
