@@ -9,8 +9,11 @@ shared by the module; the tests run in order, each on the state the previous one
 from __future__ import annotations
 
 import hashlib
+import importlib
+import importlib.util
 import io
 import json
+import sys
 import tarfile
 from pathlib import Path
 
@@ -204,13 +207,38 @@ def test_batch_staging_fails_when_the_staging_endpoint_serves_another_version(st
     assert pinned("staging") == v1
 
 
+def policy_audit():
+    """tests/cloudformation's call audit and rendered template (a package of its own: the tests run with
+    --import-mode=importlib, and a site-packages package named `tests` shadows ours)."""
+    folder = REPO_ROOT / "tests" / "cloudformation"
+    if "project_policies" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "project_policies", folder / "__init__.py", submodule_search_locations=[str(folder)]
+        )
+        sys.modules["project_policies"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["project_policies"])
+    audit = importlib.import_module("project_policies.call_audit")
+    return audit.recorded_calls, audit.undecided, importlib.import_module("project_policies.rendered_template").Rendered
+
+
 def test_promotion_moves_prod_batch_and_a_rejection_moves_it_back_with_the_endpoint(stack, v1, v2, tmp_path):
+    recorded_calls, undecided, Rendered = policy_audit()
+
     assert deploy("build", build_dir=tmp_path, MODEL_PACKAGE_ARN=v2) == 0
-    assert deploy("deploy-stage", "prod", build_dir=tmp_path) == 0
+    with recorded_calls() as promoted:  # every call the production job makes, the SDK's upsert included
+        assert deploy("deploy-stage", "prod", build_dir=tmp_path) == 0
+    endpoints = {json.loads((tmp_path / "prod-outputs.json").read_text())["EndpointName"]}
     assert serving("prod") == pinned("prod") == triggers("prod")["ModelPackageArn"] == v2
     approve(v2, "Rejected")
     rejected = {"MODEL_APPROVAL_STATUS": "Rejected", "MODEL_PACKAGE_ARN": v2}
-    assert deploy("rollback", "prod", build_dir=tmp_path, **rejected) == 0
+    with recorded_calls() as rolled_back:
+        assert deploy("rollback", "prod", build_dir=tmp_path, **rejected) == 0
+    endpoints.add(json.loads((tmp_path / "prod-outputs.json").read_text())["EndpointName"])
+    assert any(call[1] == "CreatePipeline" for call in promoted)
+    # The project template's production role may make each of them (cloudformation/project.yml); moto names the
+    # endpoint itself, AWS would name it <project>-prod (the endpoint template's EndpointName).
+    calls, names = promoted + rolled_back, dict.fromkeys(endpoints, f"{PROJECT}-prod")
+    assert undecided(Rendered(), "GitLabDeployProdRole", calls, project.ARTIFACT_BUCKET, names) == []
     assert serving("prod") == pinned("prod") == triggers("prod")["ModelPackageArn"] == v1
     assert triggers("prod")["ScheduleState"] == "ENABLED"
     record = json.loads((tmp_path / "prod-batch-schedule.json").read_text())

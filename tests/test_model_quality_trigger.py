@@ -23,6 +23,7 @@ REFERENCES = {
     "AWS::Region": "us-east-1",
     "AWS::AccountId": "123456789012",
     "QualityEventsRole.Arn": "arn:aws:iam::123456789012:role/quality-events",
+    "PermissionsBoundaryArn": "arn:aws:iam::123456789012:policy/abalone-batch-staging-boundary",
 }
 # The event S3 sends to EventBridge for a PutObject ("Amazon S3 event notifications with EventBridge", detail v0).
 OBJECT_CREATED = {

@@ -155,6 +155,10 @@ def test_schedule_and_s3_rule_start_exactly_the_stage_pipeline_with_least_privil
         assert [s["Action"] for s in statements] == ["sagemaker:StartPipelineExecution"]
         resource = json.dumps(statements[0]["Resource"])
         assert "pipeline/${PipelineName}" in resource and "*" not in resource
+    for role in ("SchedulerRole", "EventsRole", "QualityEventsRole"):
+        # The deploy roles may create these only under the stage's path and boundary (cloudformation/project.yml).
+        assert resources[role]["Properties"]["PermissionsBoundary"] == {"Ref": "PermissionsBoundaryArn"}
+        assert resources[role]["Properties"]["Path"] == {"Fn::Sub": "/sagemaker-${ProjectName}-batch-${StageName}/"}
 
 
 def test_the_deploy_commands_load_no_sagemaker_sdk_until_a_batch_pipeline_is_upserted():
@@ -173,9 +177,17 @@ def test_the_triggers_stack_takes_the_stage_settings_and_points_at_the_version()
     from deploy.batch import run, schedule
     from deploy.environment import Environment
 
-    environment = Environment(region="eu-west-1", project_name="abalone", project_id="p-1", artifact_bucket="bucket")
+    environment = Environment(
+        region="eu-west-1",
+        project_name="abalone",
+        project_id="p-1",
+        artifact_bucket="bucket",
+        execution_role_arn="arn:aws:iam::210987654321:role/abalone-prod-model-execution",
+    )
     arn = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone/4"
     values = schedule.parameters(environment, "prod", arn, run.stage_settings("prod"))
+    # The trigger roles' boundary, in the account of the stage's model role (the deploy role requires it).
+    assert values["PermissionsBoundaryArn"] == "arn:aws:iam::210987654321:policy/abalone-batch-prod-boundary"
     template, _ = decode(str(TEMPLATE))
     assert set(values) <= set(template["Parameters"])  # every value is one the template declares
     assert values["ModelPackageArn"] == arn and values["PipelineName"] == "abalone-batch-inference-prod"
@@ -184,3 +196,6 @@ def test_the_triggers_stack_takes_the_stage_settings_and_points_at_the_version()
     assert values["RetrainBreaches"] == "2" and values["ScheduleExpression"] == "cron(0 2 * * ? *)"
     with pytest.raises(DeployError, match="ENABLED or DISABLED"):
         schedule.parameters(environment, "prod", arn, {"Schedule": {"State": "OFF"}})
+    no_role = Environment(region="eu-west-1", project_name="abalone", artifact_bucket="bucket")
+    with pytest.raises(DeployError, match="MODEL_EXECUTION_ROLE_ARN"):
+        schedule.parameters(no_role, "prod", arn, {})

@@ -77,7 +77,15 @@ class Rendered:
         for managed in properties.get("ManagedPolicyArns", []):
             (logical_id,) = managed.values()  # {"Ref": X}
             documents.append(self.resolve(self.template["Resources"][logical_id]["Properties"]["PolicyDocument"]))
+        for resource in self.template["Resources"].values():  # policies that attach themselves (Roles: [!Ref X])
+            if resource["Type"] in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy") and {"Ref": role} in resource[
+                "Properties"
+            ].get("Roles", []):
+                documents.append(self.resolve(resource["Properties"]["PolicyDocument"]))
         return documents
+
+    def managed_policy(self, logical_id: str) -> dict:
+        return self.resolve(self.template["Resources"][logical_id]["Properties"]["PolicyDocument"])
 
     def bucket_policy(self) -> dict:
         return self.resolve(self.template["Resources"]["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"])

@@ -54,6 +54,8 @@ class RenderedProdAccount(Rendered):
             return f"arn:aws:iam::{PROD}:role/{self.resolve(resource['Properties']['RoleName'])}"
         if kind == "AWS::S3::Bucket":
             return f"arn:aws:s3:::{PROD_BUCKET}"
+        if kind == "AWS::IAM::ManagedPolicy" and "ManagedPolicyName" in resource["Properties"]:
+            return f"arn:aws:iam::{PROD}:policy/{self.resolve(resource['Properties']['ManagedPolicyName'])}"
         if kind == "AWS::IAM::OIDCProvider":
             return f"arn:aws:iam::{PROD}:oidc-provider/{HOST}"
         return f"arn:aws:{kind.split('::')[1].lower()}:{REGION}:{PROD}:{logical_id}"
@@ -81,6 +83,8 @@ def resource_policy(tooling: Rendered, logical_id: str, prop: str) -> dict:
 
 
 def account_of(resource: str) -> str:
+    if resource == "*":  # actions without resources (PutMetricData): decided where the caller is
+        return PROD
     if resource.startswith("arn:aws:s3:::"):
         return {BUCKET: ACCOUNT, PROD_BUCKET: PROD}[resource.split(":::")[1].split("/")[0]]
     return resource.split(":")[4]
@@ -336,3 +340,225 @@ def test_the_cross_account_statements_exist_only_with_a_prod_account(tooling):
     assert key["Statement"][-1]["Sid"] == "ProductionAccountReadsArtifactsThroughS3"
     rendered = json.dumps({name: tooling.resolve(r) for name, r in tooling.template["Resources"].items()})
     assert set(re.findall(r"(?<![0-9])[0-9]{12}(?![0-9])", rendered)) == {ACCOUNT, PROD}
+
+
+# -- prod's monitor and batch inference in its own account ----------------------------------------------------------
+BASELINES = (
+    "abalone-build/exec-1/DataQualityCheck/constraints.json",
+    "abalone-build/exec-1/ModelQualityCheck/constraints.json",
+    "abalone-build/exec-1/ModelExplainabilityCheck/analysis.json",
+)
+FEATURE_CODE = "abalone-build/code/0123456789abcdef/preprocess.py"
+CHECK_CONFIG = "abalone-build/check-config/shap/0123/analysis_config.json"
+BATCH_STACK = "sagemaker-abalone-batch-prod"
+TRIGGER_ROLE = f"arn:aws:iam::{PROD}:role/{BATCH_STACK}/{BATCH_STACK}-SchedulerRole-1A2B3C4D"
+BOUNDARY = f"arn:aws:iam::{PROD}:policy/abalone-batch-prod-boundary"
+PROD_BATCH = f"arn:aws:s3:::{PROD_BUCKET}/batch-inference/abalone/prod"
+
+BATCH_DEPLOY_NEEDS = {
+    "create prod's batch pipeline": (
+        "sagemaker:CreatePipeline",
+        sm(PROD, "pipeline", "abalone-batch-inference-prod"),
+        {},
+    ),
+    "update prod's model-quality pipeline": (
+        "sagemaker:UpdatePipeline",
+        sm(PROD, "pipeline", "abalone-model-quality-prod"),
+        {},
+    ),
+    "create the batch model": ("sagemaker:CreateModel", sm(PROD, "model", "abalone-batch-prod-v3"), PROD_TAGS),
+    "upload the batch code to prod's bucket": (
+        "s3:PutObject",
+        f"{PROD_BATCH}/code/0123456789abcdef/postprocess.py",
+        {},
+    ),
+    "create the triggers stack": (
+        "cloudformation:CreateStack",
+        f"arn:aws:cloudformation:{REGION}:{PROD}:stack/{BATCH_STACK}/1a2b",
+        {},
+    ),
+    "create a trigger role under the boundary": ("iam:CreateRole", TRIGGER_ROLE, {"iam:PermissionsBoundary": BOUNDARY}),
+    "pass it to the scheduler": ("iam:PassRole", TRIGGER_ROLE, {"iam:PassedToService": "scheduler.amazonaws.com"}),
+    "create the schedule": (
+        "scheduler:CreateSchedule",
+        f"arn:aws:scheduler:{REGION}:{PROD}:schedule/default/{BATCH_STACK}-Schedule-1A2B",
+        {},
+    ),
+    "create the input rule": (
+        "events:PutRule",
+        f"arn:aws:events:{REGION}:{PROD}:rule/{BATCH_STACK}-InputRule-1A2B",
+        {},
+    ),
+    "create the endpoint's monitor": (
+        "sagemaker:CreateMonitoringSchedule",
+        sm(PROD, "monitoring-schedule", "abalone-prod-data-quality"),
+        {},
+    ),
+    "create its job definition": (
+        "sagemaker:CreateDataQualityJobDefinition",
+        sm(PROD, "data-quality-job-definition", "abalone-prod-dq-0a1b2c3d"),
+        {},
+    ),
+}
+BATCH_DEPLOY_NEVER = {
+    "a batch pipeline in the tooling account": (
+        "sagemaker:CreatePipeline",
+        sm(ACCOUNT, "pipeline", "abalone-batch-inference-prod"),
+        {},
+    ),
+    "staging's batch pipeline": (
+        "sagemaker:UpdatePipeline",
+        sm(PROD, "pipeline", "abalone-batch-inference-staging"),
+        {},
+    ),
+    "run a batch pipeline": (
+        "sagemaker:StartPipelineExecution",
+        sm(PROD, "pipeline", "abalone-batch-inference-prod"),
+        {},
+    ),
+    "a trigger role without the boundary": ("iam:CreateRole", TRIGGER_ROLE, {}),
+    "a role outside the stack's path": (
+        "iam:CreateRole",
+        f"arn:aws:iam::{PROD}:role/{BATCH_STACK}-Admin",
+        {"iam:PermissionsBoundary": BOUNDARY},
+    ),
+    "lift a trigger role's boundary": ("iam:DeleteRolePermissionsBoundary", TRIGGER_ROLE, {}),
+    "widen the boundary": ("iam:CreatePolicyVersion", BOUNDARY, {}),
+    "pass a trigger role to Lambda": ("iam:PassRole", TRIGGER_ROLE, {"iam:PassedToService": "lambda.amazonaws.com"}),
+    "write batch code into the tooling bucket": (
+        "s3:PutObject",
+        f"arn:aws:s3:::{BUCKET}/batch-inference/abalone/prod/code/x/postprocess.py",
+        {},
+    ),
+    "overwrite the feature code": ("s3:PutObject", f"arn:aws:s3:::{BUCKET}/{FEATURE_CODE}", {}),
+    "a staging monitor": (
+        "sagemaker:CreateMonitoringSchedule",
+        sm(PROD, "monitoring-schedule", "abalone-staging-x"),
+        {},
+    ),
+}
+
+
+@pytest.mark.parametrize(("action", "resource", "context"), BATCH_DEPLOY_NEEDS.values(), ids=BATCH_DEPLOY_NEEDS.keys())
+def test_the_prod_deploy_role_deploys_prods_monitor_and_batch_inference_in_its_account(
+    tooling, prod, action, resource, context
+):
+    identity = prod.identity_policies("GitLabDeployProdRole")
+    assert decision(tooling, prod, DEPLOY_ROLE, identity, action, resource, context) == ALLOW
+
+
+@pytest.mark.parametrize(("action", "resource", "context"), BATCH_DEPLOY_NEVER.values(), ids=BATCH_DEPLOY_NEVER.keys())
+def test_the_prod_deploy_role_batch_grants_go_no_further(tooling, prod, action, resource, context):
+    identity = prod.identity_policies("GitLabDeployProdRole")
+    assert decision(tooling, prod, DEPLOY_ROLE, identity, action, resource, context) != ALLOW
+
+
+def test_batch_upsert_in_prod_reads_the_feature_code_and_check_config_from_the_tooling_account(tooling, prod):
+    identity = prod.identity_policies("GitLabDeployProdRole")
+    assert reads_object(tooling, prod, DEPLOY_ROLE, identity, FEATURE_CODE)
+    assert reads_object(tooling, prod, DEPLOY_ROLE, identity, CHECK_CONFIG)
+    assert not reads_object(tooling, prod, DEPLOY_ROLE, identity, BASELINES[0])  # the jobs read those, not deploy
+
+
+MODEL_ROLE_NEEDS = {
+    "list the captured hour": (
+        "s3:ListBucket",
+        f"arn:aws:s3:::{PROD_BUCKET}",
+        {"s3:prefix": "datacapture/abalone-prod/abalone-prod/AllTraffic/2026/12/01/10/"},
+    ),
+    "read a captured file": (
+        "s3:GetObject",
+        f"arn:aws:s3:::{PROD_BUCKET}/datacapture/abalone-prod/AllTraffic/x.jsonl",
+        {},
+    ),
+    "write a monitoring report": (
+        "s3:PutObject",
+        f"arn:aws:s3:::{PROD_BUCKET}/monitoring-reports/abalone-prod/x/constraint_violations.json",
+        {},
+    ),
+    "publish the drift metrics": (
+        "cloudwatch:PutMetricData",
+        "*",
+        {"cloudwatch:namespace": "aws/sagemaker/Endpoints/data-metrics"},
+    ),
+    "pull the analyzer": (
+        "ecr:BatchGetImage",
+        f"arn:aws:ecr:{REGION}:156813124566:repository/sagemaker-model-monitor-analyzer",
+        {},
+    ),
+    "start a pipeline's processing job": (
+        "sagemaker:CreateProcessingJob",
+        sm(PROD, "processing-job", "pipelines-0a1b-Preprocess-x"),
+        {},
+    ),
+    "start the transform": (
+        "sagemaker:CreateTransformJob",
+        sm(PROD, "transform-job", "pipelines-0a1b-Transform-x"),
+        {},
+    ),
+    "pass itself to them": ("iam:PassRole", EXECUTION_ROLE, {"iam:PassedToService": "sagemaker.amazonaws.com"}),
+    "write batch outputs in prod's bucket": ("s3:PutObject", f"{PROD_BATCH}/exec-1/predictions/0.csv.out", {}),
+    "list the run history": (
+        "s3:ListBucket",
+        f"arn:aws:s3:::{PROD_BUCKET}",
+        {"s3:prefix": "batch-inference/abalone/prod/history/"},
+    ),
+    "emit the retraining event": (
+        "events:PutEvents",
+        f"arn:aws:events:{REGION}:{PROD}:event-bus/default",
+        {"events:source": "mlops.abalone.batch-inference"},
+    ),
+}
+MODEL_ROLE_NEVER = {
+    "write into the tooling bucket": ("s3:PutObject", f"arn:aws:s3:::{BUCKET}/batch-inference/abalone/prod/x.csv", {}),
+    "overwrite a baseline": ("s3:PutObject", f"arn:aws:s3:::{BUCKET}/{BASELINES[0]}", {}),
+    "list the whole capture bucket": ("s3:ListBucket", f"arn:aws:s3:::{PROD_BUCKET}", {}),
+    "events of another source": (
+        "events:PutEvents",
+        f"arn:aws:events:{REGION}:{PROD}:event-bus/default",
+        {"events:source": "aws.sagemaker"},
+    ),
+    "the tooling account's bus": (
+        "events:PutEvents",
+        f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default",
+        {"events:source": "mlops.abalone.batch-inference"},
+    ),
+    "a job in the tooling account": ("sagemaker:CreateProcessingJob", sm(ACCOUNT, "processing-job", "pipelines-x"), {}),
+    "publish to another namespace": ("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "AWS/SageMaker"}),
+}
+
+
+@pytest.mark.parametrize(("action", "resource", "context"), MODEL_ROLE_NEEDS.values(), ids=MODEL_ROLE_NEEDS.keys())
+def test_the_prod_model_role_runs_the_monitor_and_batch_inference(tooling, prod, action, resource, context):
+    identity = prod.identity_policies("ModelExecutionRole")
+    if action.startswith("ecr:"):  # AWS's image repositories admit every account: the identity side decides
+        assert decide(Request(action, resource, principal={"AWS": EXECUTION_ROLE}), identity) == ALLOW
+        return
+    assert decision(tooling, prod, EXECUTION_ROLE, identity, action, resource, context) == ALLOW
+
+
+@pytest.mark.parametrize(("action", "resource", "context"), MODEL_ROLE_NEVER.values(), ids=MODEL_ROLE_NEVER.keys())
+def test_the_prod_model_role_does_nothing_more(tooling, prod, action, resource, context):
+    identity = prod.identity_policies("ModelExecutionRole")
+    assert decision(tooling, prod, EXECUTION_ROLE, identity, action, resource, context) != ALLOW
+
+
+def test_the_prod_model_role_reads_the_registered_baselines_and_feature_code_read_only(tooling, prod):
+    identity = prod.identity_policies("ModelExecutionRole")
+    for key in (*BASELINES, FEATURE_CODE, CHECK_CONFIG):
+        assert reads_object(tooling, prod, EXECUTION_ROLE, identity, key), key
+    # still not the data, the test split or the evaluation; and no other prod principal reads the baselines
+    for key in ("data/abalone.csv", "abalone-build/exec-1/Split/test/test.csv", EVALUATION):
+        assert not reads_object(tooling, prod, EXECUTION_ROLE, identity, key), key
+    everything = [{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}]
+    assert not reads_object(tooling, prod, f"arn:aws:iam::{PROD}:role/Admin", everything, BASELINES[0])
+
+
+def test_the_prod_boundary_is_the_name_deploy_derives_and_only_starts_prods_pipelines(prod):
+    boundary = prod.template["Resources"]["BatchTriggerBoundary"]
+    assert prod.resolve(boundary["Properties"]["ManagedPolicyName"]) == BOUNDARY.rsplit("/", 1)[1]
+    document = prod.resolve(boundary["Properties"]["PolicyDocument"])
+    start = "sagemaker:StartPipelineExecution"
+    assert decide(Request(start, sm(PROD, "pipeline", "abalone-batch-inference-prod")), [document]) == ALLOW
+    assert decide(Request(start, sm(PROD, "pipeline", "abalone-batch-inference-staging")), [document]) != ALLOW
+    assert decide(Request("iam:PassRole", EXECUTION_ROLE), [document]) != ALLOW

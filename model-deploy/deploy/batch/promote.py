@@ -54,7 +54,9 @@ def promote(environment: Environment, stage: str, package_arn: str, build_dir: P
     settings = batch_run.stage_settings(stage)
     upsert.upsert(batch_environment, stage, package.arn, build_dir, settings)
     registry.require_still_approved(sagemaker, package.arn)  # right before the triggers change, as for stacks
-    schedule.deploy(environment, stage, schedule.parameters(environment, stage, package.arn, settings), build_dir)
+    # batch_environment: the boundary ARN is named in the account of the stage's model role
+    parameters = schedule.parameters(batch_environment, stage, package.arn, settings)
+    schedule.deploy(environment, stage, parameters, build_dir)
     return "promoted"
 
 

@@ -44,10 +44,25 @@ def parameters(environment: Environment, stage: str, package_arn: str, settings:
         "InputRuleState": settings.get("InputRuleState", "ENABLED"),
         "InputBucket": environment.artifact_bucket,
         "InputPrefix": input_prefix(environment.project_name, stage),
+        "PermissionsBoundaryArn": permissions_boundary_arn(environment, stage),
     }
     run = settings.get("Parameters") or {}
     values.update({name: str(run[name]) for name in RUN_PARAMETERS if name in run})
     return values
+
+
+def permissions_boundary_arn(environment: Environment, stage: str) -> str:
+    """The stage's trigger-role boundary the project template defines, in the account of the stage's model role.
+
+    The deploy role may create the stack's roles only with this boundary (cloudformation/project.yml)."""
+    parts = environment.execution_role_arn.split(":")
+    if len(parts) < 6 or parts[2] != "iam" or not parts[4]:
+        raise DeployError(
+            f"MODEL_EXECUTION_ROLE_ARN {environment.execution_role_arn!r} is not a role ARN: the batch triggers' "
+            "permissions boundary is named in that role's account; set it to the project stack's ModelExecutionRoleArn"
+        )
+    partition, account = parts[1], parts[4]
+    return f"arn:{partition}:iam::{account}:policy/{environment.project_name}-batch-{stage}-boundary"
 
 
 def tags(environment: Environment, stage: str) -> dict[str, str]:

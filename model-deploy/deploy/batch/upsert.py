@@ -78,6 +78,11 @@ def quality_baselines(description: dict) -> dict[str, str]:
     return found
 
 
+def stage_root(environment: Environment, stage: str) -> str:
+    """Each stage's code under its own prefix: the staging role (any branch) never writes what prod runs."""
+    return f"s3://{environment.artifact_bucket}/batch-inference/{environment.project_name}/{stage}"
+
+
 def code_uri(root: str, body: bytes, name: str) -> str:
     return f"{root}/code/{hashlib.sha256(body).hexdigest()[:16]}/{name}"
 
@@ -89,7 +94,7 @@ def upsert_quality(environment: Environment, stage: str, package: registry.Model
     config_uri = drift_baselines(description)["explainability_config"]
     label = json.loads(registry.read_s3_text(s3, config_uri)).get("label") or quality_definition.LABEL
     body = QUALITY.read_bytes()
-    uri = code_uri(f"s3://{environment.artifact_bucket}/batch-inference/{environment.project_name}", body, "quality.py")
+    uri = code_uri(stage_root(environment, stage), body, "quality.py")
     spec = quality_definition.QualitySpec(
         region=environment.region,
         role_arn=environment.execution_role_arn,
@@ -174,8 +179,7 @@ def upsert(environment: Environment, stage: str, package_arn: str, build_dir: Pa
     baselines = drift_baselines(description)
     quality_baselines(description)  # refused before anything is upserted
     body = POSTPROCESS.read_bytes()
-    root = f"s3://{environment.artifact_bucket}/batch-inference/{environment.project_name}"
-    postprocess_uri = f"{root}/code/{hashlib.sha256(body).hexdigest()[:16]}/postprocess.py"
+    postprocess_uri = code_uri(stage_root(environment, stage), body, "postprocess.py")
     spec = definition.BatchSpec(
         region=environment.region,
         role_arn=environment.execution_role_arn,
