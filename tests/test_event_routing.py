@@ -167,7 +167,7 @@ def test_with_prod_in_its_own_account_the_production_job_deploys_there_and_nowhe
         log = stack.state_dir / "gitlab" / "pipelines" / str(pipeline.id) / "output.log"
         jobs = pipelines.wait_until_settled(gitlab_url, DEPLOY_PROJECT_ID, pipeline.id)
         assert [j["status"] for j in jobs if j["name"] != "production-rollback"] == [
-            *["success"] * 3,
+            *["success"] * 4,  # build, staging-deploy, staging-test, batch-staging
             "manual",
         ], log.read_text()[-3000:]
         assert served_package(stack, "staging") == arn  # staging stays in the tooling account

@@ -65,6 +65,8 @@ def deploy(local_stack, stack_name: str, pipeline: str, prefix: str, **overrides
         "InputPrefix": prefix,
         "ShardCount": "3",
         "ScheduleTimezone": "Europe/Stockholm",
+        # The project template's boundary for the stage's trigger roles (moto checks only the ARN's form).
+        "PermissionsBoundaryArn": "arn:aws:iam::123456789012:policy/abalone-batch-staging-boundary",
     } | overrides
     given = [{"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()]
     try:
