@@ -89,10 +89,27 @@ def test_push_to_production_through_both_pipelines(tmp_path):
         # triggers were promoted with the endpoint, and the demo's drifted batch has its drift picture.
         artifacts = artifacts_dir("model-deploy", "batch-staging", state=pipeline_state)
         batch = json.loads((artifacts / "build" / "batch-staging-results.json").read_text())
-        assert batch["passed"] and batch["figures"]["mismatched_rows"] == 0
-        triggers = stack.client("cloudformation").describe_stacks(StackName="sagemaker-abalone-batch-prod")["Stacks"][0]
-        parameters = {p["ParameterKey"]: p["ParameterValue"] for p in triggers["Parameters"]}
-        assert parameters["ModelPackageArn"] == package["ModelPackageArn"] and parameters["ScheduleState"] == "ENABLED"
+        assert batch["passed"] and batch["model_package_arn"] == package["ModelPackageArn"]
+        assert [test["outcome"] for test in batch["tests"].values()] == ["passed"] * 4
+        figures = batch["figures"]
+        assert figures["predictions"] == figures["input_rows"] == figures["compared_rows"] == 200
+        assert figures["mismatched_rows"] == 0
+        assert 'name="batch-staging-tests"' in (artifacts / "build" / "batch-staging-report.xml").read_text()
+        # Both stages' batch pipelines score the approved version, and their triggers stacks say so; staging's
+        # schedule stays off (batch-config.json).
+        for stage, schedule_state in (("staging", "DISABLED"), ("prod", "ENABLED")):
+            name = f"sagemaker-abalone-batch-{stage}"
+            triggers = stack.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]
+            parameters = {p["ParameterKey"]: p["ParameterValue"] for p in triggers["Parameters"]}
+            assert parameters["ModelPackageArn"] == package["ModelPackageArn"], stage
+            assert parameters["ScheduleState"] == schedule_state and parameters["InputRuleState"] == "ENABLED"
+            assert parameters["InputPrefix"] == f"batch-inference/abalone/{stage}/input/"
+            definition = json.loads(
+                sagemaker.describe_pipeline(PipelineName=f"abalone-batch-inference-{stage}")["PipelineDefinition"]
+            )
+            transform = next(step for step in definition["Steps"] if step["Type"] == "Transform")
+            model = sagemaker.describe_model(ModelName=transform["Arguments"]["ModelName"])
+            assert model["PrimaryContainer"]["ModelPackageName"] == package["ModelPackageArn"], stage
     assert (state / "batch" / "drifted" / "drift-report.png").read_bytes()[:4] == b"\x89PNG"
     assert "baseline_drift_check" in (state / "batch" / "drifted" / "drift-report.html").read_text()
     assert re.search(r"\[9/11\] Batch inference \(prod\): a drifted batch.*\n\s+[1-9]\d* violation", demo.stdout)
