@@ -66,16 +66,16 @@ def get_pipeline(spec: BatchSpec):
     from sagemaker.core.clarify import DataConfig, ModelConfig, SHAPConfig
     from sagemaker.core.model_monitor import DatasetFormat
     from sagemaker.core.processing import ScriptProcessor
-    from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
     from sagemaker.core.transformer import Transformer
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
-    from sagemaker.core.workflow.functions import Join
     from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
     from sagemaker.mlops.workflow.check_job_config import CheckJobConfig
     from sagemaker.mlops.workflow.clarify_check_step import ClarifyCheckStep, ModelExplainabilityCheckConfig
     from sagemaker.mlops.workflow.pipeline import Pipeline
     from sagemaker.mlops.workflow.quality_check_step import DataQualityCheckConfig, QualityCheckStep
     from sagemaker.mlops.workflow.steps import ProcessingStep, TransformStep
+
+    from deploy.batch import step_io  # the SDK, after sdk_env's settings
 
     sdk_env.quiet()
     input_data = ParameterString("InputDataUrl", default_value=f"{spec.root}/input/")
@@ -87,23 +87,12 @@ def get_pipeline(spec: BatchSpec):
     window = ParameterInteger("RetrainWindow", default_value=3)
 
     def execution_path(*parts: str):
-        return Join(on="/", values=[spec.root, "executions", ExecutionVariables.PIPELINE_EXECUTION_ID, *parts])
+        return step_io.execution_path(spec.root, *parts)
 
-    def output(step: str, name: str) -> ProcessingOutput:
-        return ProcessingOutput(
-            output_name=name,
-            s3_output=ProcessingS3Output(
-                s3_uri=execution_path(step, name), local_path=f"/opt/ml/processing/{name}", s3_upload_mode="EndOfJob"
-            ),
-        )
+    def output(step: str, name: str):
+        return step_io.output(spec.root, step, name)
 
-    def s3_input(name: str, uri, local_path: str) -> ProcessingInput:
-        return ProcessingInput(
-            input_name=name,
-            s3_input=ProcessingS3Input(
-                s3_uri=uri, local_path=local_path, s3_data_type="S3Prefix", s3_input_mode="File"
-            ),
-        )
+    s3_input = step_io.s3_input
 
     sklearn_image = image_uris.retrieve(
         framework="sklearn",

@@ -60,14 +60,14 @@ def get_pipeline(spec: QualitySpec):
     from sagemaker.core import image_uris
     from sagemaker.core.model_monitor import DatasetFormat
     from sagemaker.core.processing import ScriptProcessor
-    from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
-    from sagemaker.core.workflow.functions import Join
     from sagemaker.core.workflow.parameters import ParameterString
     from sagemaker.mlops.workflow.check_job_config import CheckJobConfig
     from sagemaker.mlops.workflow.pipeline import Pipeline
     from sagemaker.mlops.workflow.quality_check_step import ModelQualityCheckConfig, QualityCheckStep
     from sagemaker.mlops.workflow.steps import ProcessingStep
+
+    from deploy.batch import step_io  # the SDK, after sdk_env's settings
 
     sdk_env.quiet()
     ground_truth = ParameterString(
@@ -76,23 +76,12 @@ def get_pipeline(spec: QualitySpec):
     processing_instance = ParameterString("ProcessingInstanceType", default_value="ml.m5.xlarge")
 
     def execution_path(*parts: str):
-        return Join(on="/", values=[spec.root, "executions", ExecutionVariables.PIPELINE_EXECUTION_ID, *parts])
+        return step_io.execution_path(spec.root, *parts)
 
-    def output(step: str, name: str) -> ProcessingOutput:
-        return ProcessingOutput(
-            output_name=name,
-            s3_output=ProcessingS3Output(
-                s3_uri=execution_path(step, name), local_path=f"/opt/ml/processing/{name}", s3_upload_mode="EndOfJob"
-            ),
-        )
+    def output(step: str, name: str):
+        return step_io.output(spec.root, step, name)
 
-    def s3_input(name: str, uri, local_path: str) -> ProcessingInput:
-        return ProcessingInput(
-            input_name=name,
-            s3_input=ProcessingS3Input(
-                s3_uri=uri, local_path=local_path, s3_data_type="S3Prefix", s3_input_mode="File"
-            ),
-        )
+    s3_input = step_io.s3_input
 
     processor = ScriptProcessor(
         image_uri=image_uris.retrieve(
