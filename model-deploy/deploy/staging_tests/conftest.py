@@ -6,14 +6,12 @@ test's outcome and the measured figures, next to the JUnit XML that GitLab shows
 
 from __future__ import annotations
 
-import json
 from functools import cached_property
-from pathlib import Path
 
 import boto3
 import pytest
 
-from deploy import endpoints, inference, registry
+from deploy import endpoints, inference, registry, suite_report
 
 
 def pytest_addoption(parser):
@@ -58,43 +56,19 @@ class Staging:
         return registry.registered_rmse(self.s3, self.package)
 
 
-class Reporter:
-    """Collects outcomes and figures; writes the results JSON and prints the figures at the end."""
+class Reporter(suite_report.Reporter):
+    """The staging suite's results JSON: its budgets beside the outcomes; the figures printed at the end."""
 
-    def __init__(self, config):
-        self.config = config
-        self.outcomes: dict[str, dict] = {}
-        self.figures: dict[str, object] = {}
-
-    def pytest_runtest_logreport(self, report):
-        name = report.nodeid.split("::")[-1]
-        if report.when == "call" or report.outcome != "passed":
-            outcome = report.outcome if report.when == "call" else ("error" if report.failed else report.outcome)
-            message = ""
-            if report.failed:
-                crash = getattr(report.longrepr, "reprcrash", None)
-                message = crash.message if crash else str(report.longrepr).splitlines()[-1]
-            self.outcomes[name] = {"outcome": outcome, "seconds": round(report.duration, 3), "message": message}
-
-    def pytest_sessionfinish(self, session, exitstatus):
-        path = self.config.getoption("results_json")
-        if not path:
-            return
-        options = self.config.option
-        results = {
+    def results(self, options) -> dict:
+        return {
             "endpoint_name": options.endpoint_name,
             "model_package_arn": options.model_package_arn,
-            "passed": exitstatus == 0 and bool(self.outcomes),
             "budgets": {
                 "rmse_tolerance": options.rmse_tolerance,
                 "latency_p95_budget_ms": options.latency_p95_budget_ms,
                 "latency_requests": options.latency_requests,
             },
-            "figures": self.figures,
-            "tests": self.outcomes,
         }
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(results, indent=2) + "\n")
 
     def pytest_terminal_summary(self, terminalreporter):
         if self.figures:

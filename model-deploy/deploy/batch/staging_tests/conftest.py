@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 from functools import cached_property
-from pathlib import Path
 
 import boto3
 import pytest
 
-from deploy import registry
+from deploy import registry, suite_report
 
 
 def pytest_addoption(parser):
@@ -72,40 +71,16 @@ class BatchRun:
         return pinned_package(self.sagemaker, self.options.pipeline_name)
 
 
-class Reporter:
-    def __init__(self, config):
-        self.config = config
-        self.outcomes: dict[str, dict] = {}
-        self.figures: dict[str, object] = {}
-
-    def pytest_runtest_logreport(self, report):
-        name = report.nodeid.split("::")[-1]
-        if report.when == "call" or report.outcome != "passed":
-            outcome = report.outcome if report.when == "call" else ("error" if report.failed else report.outcome)
-            message = ""
-            if report.failed:
-                crash = getattr(report.longrepr, "reprcrash", None)
-                message = crash.message if crash else str(report.longrepr).splitlines()[-1]
-            self.outcomes[name] = {"outcome": outcome, "seconds": round(report.duration, 3), "message": message}
-
-    def pytest_sessionfinish(self, session, exitstatus):
-        path = self.config.getoption("results_json")
-        if not path:
-            return
-        options = self.config.option
-        results = {
+class Reporter(suite_report.Reporter):
+    def results(self, options) -> dict:
+        return {
             "execution_arn": options.execution_arn,
             "pipeline_name": options.pipeline_name,
             "endpoint_name": options.endpoint_name,
             "model_package_arn": options.model_package_arn,
             "sample_uri": options.sample_uri,
             "sample_rows": options.sample_rows,
-            "passed": exitstatus == 0 and bool(self.outcomes),
-            "figures": self.figures,
-            "tests": self.outcomes,
         }
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(results, indent=2) + "\n")
 
 
 def pytest_configure(config):
