@@ -1,6 +1,7 @@
-"""The deploy pipeline's batch jobs on the local stack: batch-staging run for real with gitlab-ci-local (passing on
-the approved version, failing when the staging endpoint serves another), then production's batch pipeline and
-triggers promoted, rolled back and stopped with the endpoint (`python -m deploy deploy-stage|rollback`).
+"""The deploy pipeline's batch jobs on the local stack: batch-staging run for real with gitlab-ci-local, failing
+when the staging endpoint serves another version (tests/test_end_to_end.py has it pass, in the whole pipeline),
+then production's batch pipeline and triggers promoted, rolled back and stopped with the endpoint
+(`python -m deploy deploy-stage|rollback`).
 
 One trained version (v1) and one more approved version (v2: the same registration, another real model) are
 shared by the module; the tests run in order, each on the state the previous one left, as a project's history.
@@ -164,34 +165,8 @@ def batch_results(state: Path) -> dict:
     return json.loads((artifacts / "build" / "batch-staging-results.json").read_text())
 
 
-def test_the_deploy_pipeline_tests_the_staging_batch_and_promotes_it_with_the_endpoint(stack, v1, ci_state):
-    results = deploy_pipeline(stack, ci_state, v1, manual=["production-deploy"])
-    assert [(job, status) for job, status, _ in results] == [
-        ("build", "success"),
-        ("staging-deploy", "success"),
-        ("staging-test", "success"),
-        ("batch-staging", "success"),
-        ("production-deploy", "success"),
-        ("production-rollback", "manual"),
-    ]
-    report = batch_results(ci_state)
-    assert report["passed"] and report["model_package_arn"] == v1
-    assert all(test["outcome"] == "passed" for test in report["tests"].values()) and len(report["tests"]) == 4
-    figures = report["figures"]
-    assert figures["predictions"] == figures["input_rows"] == figures["compared_rows"] == 200
-    assert figures["mismatched_rows"] == 0
-    junit = (
-        ci_runner.artifacts_dir("model-deploy", "batch-staging", state=ci_state) / "build" / "batch-staging-report.xml"
-    )
-    assert 'name="batch-staging-tests"' in junit.read_text()
-    # Both stages' batch pipelines score v1, and their triggers stacks say so; staging's schedule stays off.
-    for stage, state in (("staging", "DISABLED"), ("prod", "ENABLED")):
-        assert pinned(stage) == v1, stage
-        values = triggers(stage)
-        assert values["ModelPackageArn"] == v1 and values["ScheduleState"] == state
-        assert values["InputRuleState"] == "ENABLED"
-        assert values["PipelineName"] == f"{PROJECT}-batch-inference-{stage}"
-        assert values["InputPrefix"] == f"batch-inference/{PROJECT}/{stage}/input/"
+# The whole deploy pipeline passing, batch-staging included, and promoting both stages' batch pipelines and
+# triggers with the endpoint: tests/test_end_to_end.py (the demo runs it through the local GitLab).
 
 
 def test_batch_staging_fails_when_the_staging_endpoint_serves_another_version(stack, v1, v2, ci_state, tmp_path):
@@ -199,7 +174,7 @@ def test_batch_staging_fails_when_the_staging_endpoint_serves_another_version(st
     assert deploy("build", build_dir=tmp_path, MODEL_PACKAGE_ARN=v2) == 0
     assert deploy("deploy-stage", "staging", build_dir=tmp_path) == 0
     with pytest.raises(ci_runner.PipelineFailed) as failure:
-        deploy_pipeline(stack, ci_state, v1, only=["batch-staging"])
+        deploy_pipeline(stack, ci_state, v1, only=["build", "batch-staging"])
     assert failure.value.job == "batch-staging"
     report = batch_results(ci_state)
     assert not report["passed"]
