@@ -7,13 +7,10 @@ Budgets come from staging-config.json ("StagingTests"), and environment variable
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-import pytest
-
-from deploy import aws, deploy_stage, naming, release, stack, stage_config, staging_results
+from deploy import aws, deploy_stage, naming, release, stack, stage_config, staging_results, suite_report
 from deploy.environment import Environment
 from deploy.errors import DeployError
 
@@ -65,21 +62,12 @@ def run(environment: Environment, build_dir: Path, endpoint_name: str | None = N
     results_path.unlink(missing_ok=True)
     (build_dir / REPORT_XML).unlink(missing_ok=True)
     print(f"Staging tests: endpoint {endpoint_name}, package {resolved.package_arn}", flush=True)
-    exit_code = pytest.main(
+    exit_code, results = suite_report.run_suite(
+        SUITE_DIR,
+        "staging-tests",
+        build_dir / REPORT_XML,
+        results_path,
         [
-            str(SUITE_DIR),
-            "--rootdir",
-            str(SUITE_DIR),
-            "-o",
-            "addopts=",
-            "-o",
-            "junit_suite_name=staging-tests",
-            "-p",
-            "no:cacheprovider",
-            "--import-mode=importlib",
-            "-v",
-            f"--junitxml={build_dir / REPORT_XML}",
-            f"--results-json={results_path}",
             f"--endpoint-name={endpoint_name}",
             f"--model-package-arn={resolved.package_arn}",
             f"--region={environment.region}",
@@ -87,12 +75,11 @@ def run(environment: Environment, build_dir: Path, endpoint_name: str | None = N
             f"--latency-p95-budget-ms={values['LatencyP95BudgetMs']}",
             f"--latency-requests={values['LatencyRequests']}",
             f"--batch-rows={values['BatchRows']}",
-        ]
+        ],
     )
-    if not results_path.is_file():
+    if not results:
         print(f"Staging tests did not produce {results_path}")
         return 1
-    results = json.loads(results_path.read_text())
     print(staging_results.summary_line(results))
     s3 = aws.client("s3", environment.region)
     print(f"Results: {staging_results.publish(s3, environment, resolved.package_version, results)}")

@@ -1,10 +1,37 @@
-"""The pytest plugin both staging suites report through (deploy/staging_tests, deploy/batch/staging_tests): each
-test's outcome and time, the figures the tests measured, and at the end the results JSON (--results-json)."""
+"""How both staging suites run and report (deploy/staging_tests, deploy/batch/staging_tests): `run_suite` runs one
+with pytest, and its conftest's `Reporter` writes each test's outcome and time, the figures the tests measured,
+and at the end the results JSON (--results-json)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+
+def run_suite(suite_dir: Path, name: str, report_xml: Path, results_json: Path, options: list[str]) -> tuple[int, dict]:
+    """pytest on the suite alone (none of the repo's own pytest settings), its JUnit XML and results JSON written
+    whatever the outcome; the exit code and the results ({} when the suite wrote none)."""
+    import pytest
+
+    exit_code = pytest.main(
+        [
+            str(suite_dir),
+            "--rootdir",
+            str(suite_dir),
+            "-o",
+            "addopts=",
+            "-o",
+            f"junit_suite_name={name}",
+            "-p",
+            "no:cacheprovider",
+            "--import-mode=importlib",
+            "-v",
+            f"--junitxml={report_xml}",
+            f"--results-json={results_json}",
+            *options,
+        ]
+    )
+    return exit_code, json.loads(results_json.read_text()) if results_json.is_file() else {}
 
 
 class Reporter:

@@ -20,9 +20,7 @@ import os
 from pathlib import Path
 from xml.etree import ElementTree
 
-import pytest
-
-from deploy import aws, registry, release, stage_config, staging_test
+from deploy import aws, registry, release, stage_config, staging_test, suite_report
 from deploy.batch import definition, promote, schedule
 from deploy.batch import run as batch_run
 from deploy.environment import Environment
@@ -146,21 +144,12 @@ def run(environment: Environment, build_dir: Path) -> int:
     except DeployError as error:  # reported by the suite, in the JUnit report, as the run's failure
         failure = str(error)
     endpoint_name = staging_test.staging_endpoint_name(environment)
-    exit_code = pytest.main(
+    exit_code, results = suite_report.run_suite(
+        SUITE_DIR,
+        "batch-staging-tests",
+        report_path,
+        results_path,
         [
-            str(SUITE_DIR),
-            "--rootdir",
-            str(SUITE_DIR),
-            "-o",
-            "addopts=",
-            "-o",
-            "junit_suite_name=batch-staging-tests",
-            "-p",
-            "no:cacheprovider",
-            "--import-mode=importlib",
-            "-v",
-            f"--junitxml={report_path}",
-            f"--results-json={results_path}",
             f"--execution-arn={execution_arn}",
             f"--run-failure={failure}",
             f"--pipeline-name={definition.pipeline_name(environment.project_name, 'staging')}",
@@ -171,12 +160,11 @@ def run(environment: Environment, build_dir: Path) -> int:
             f"--model-package-arn={resolved.package_arn}",
             f"--region={environment.region}",
             f"--batch-rows={staging_test.budgets()['BatchRows']}",
-        ]
+        ],
     )
-    if not results_path.is_file():
+    if not results:
         print(f"Batch staging tests did not produce {results_path}")
         return 1
-    results = json.loads(results_path.read_text())
     outcomes = [test["outcome"] for test in results["tests"].values()]
     figures = results["figures"]
     print(
