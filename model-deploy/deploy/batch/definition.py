@@ -19,7 +19,6 @@ from pathlib import Path
 from deploy.batch import sdk_env
 
 HERE = Path(__file__).parent
-SKLEARN_IMAGE_VERSION = "1.2-1"  # the image the build's Preprocess ran on: the feature code runs on it again
 TRANSFORM_INSTANCE = "ml.m5.large"  # one of the package's transform_instances
 MAX_PAYLOAD_MB = 6  # the InvokeEndpoint limit: a mini-batch the endpoint would take, the staging comparison holds
 SHAP_SAMPLES = 100  # as the build's explainability baseline, so the attributions are comparable
@@ -62,10 +61,8 @@ def get_pipeline(spec: BatchSpec):
     session = sdk_env.pipeline_session(spec.region, spec.bucket)
     sdk_env.stage_clarify_configs(f"{spec.root}/check-config")
 
-    from sagemaker.core import image_uris
     from sagemaker.core.clarify import DataConfig, ModelConfig, SHAPConfig
     from sagemaker.core.model_monitor import DatasetFormat
-    from sagemaker.core.processing import ScriptProcessor
     from sagemaker.core.transformer import Transformer
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
@@ -94,23 +91,9 @@ def get_pipeline(spec: BatchSpec):
 
     s3_input = step_io.s3_input
 
-    sklearn_image = image_uris.retrieve(
-        framework="sklearn",
-        region=spec.region,
-        version=SKLEARN_IMAGE_VERSION,
-        py_version="py3",
-        instance_type="ml.m5.xlarge",
-    )
-
-    def processor(job: str) -> ScriptProcessor:
-        return ScriptProcessor(
-            image_uri=sklearn_image,
-            command=["python3"],
-            instance_type=processing_instance,
-            instance_count=1,
-            base_job_name=f"{spec.project}-batch-{job}",
-            sagemaker_session=session,
-            role=spec.role_arn,
+    def processor(job: str):
+        return step_io.sklearn_processor(
+            spec.region, spec.role_arn, session, processing_instance, f"{spec.project}-batch-{job}"
         )
 
     preprocess = ProcessingStep(

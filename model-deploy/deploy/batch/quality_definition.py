@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deploy.batch import sdk_env
-from deploy.batch.definition import SKLEARN_IMAGE_VERSION
 
 LABEL = "rings"  # the build's label column (its explainability config's "label")
 
@@ -57,9 +56,7 @@ def ground_truth_root(bucket: str, project: str, stage: str) -> str:
 def get_pipeline(spec: QualitySpec):
     session = sdk_env.pipeline_session(spec.region, spec.bucket)
 
-    from sagemaker.core import image_uris
     from sagemaker.core.model_monitor import DatasetFormat
-    from sagemaker.core.processing import ScriptProcessor
     from sagemaker.core.workflow.execution_variables import ExecutionVariables
     from sagemaker.core.workflow.parameters import ParameterString
     from sagemaker.mlops.workflow.check_job_config import CheckJobConfig
@@ -83,20 +80,8 @@ def get_pipeline(spec: QualitySpec):
 
     s3_input = step_io.s3_input
 
-    processor = ScriptProcessor(
-        image_uri=image_uris.retrieve(
-            framework="sklearn",
-            region=spec.region,
-            version=SKLEARN_IMAGE_VERSION,
-            py_version="py3",
-            instance_type="ml.m5.xlarge",
-        ),
-        command=["python3"],
-        instance_type=processing_instance,
-        instance_count=1,
-        base_job_name=f"{spec.project}-quality",
-        sagemaker_session=session,
-        role=spec.role_arn,
+    processor = step_io.sklearn_processor(
+        spec.region, spec.role_arn, session, processing_instance, f"{spec.project}-quality"
     )
     join = ProcessingStep(
         name="JoinLabels",

@@ -1,11 +1,34 @@
-"""Processing inputs and outputs of the batch and model-quality pipelines, one way for both: every output goes to
-<root>/executions/<execution id>/<step>/<name>, uploaded at the end of the job (imports the SageMaker SDK)."""
+"""Processing jobs of the batch and model-quality pipelines, one way for both: the sklearn script processor, and
+inputs and outputs, every output at <root>/executions/<execution id>/<step>/<name>, uploaded at the end of the job
+(imports the SageMaker SDK)."""
 
 from __future__ import annotations
 
+from sagemaker.core import image_uris
+from sagemaker.core.processing import ScriptProcessor
 from sagemaker.core.shapes import ProcessingInput, ProcessingOutput, ProcessingS3Input, ProcessingS3Output
 from sagemaker.core.workflow.execution_variables import ExecutionVariables
 from sagemaker.core.workflow.functions import Join
+
+SKLEARN_IMAGE_VERSION = "1.2-1"  # the image the build's Preprocess ran on: the feature code runs on it again
+
+
+def sklearn_processor(region: str, role_arn: str, session, instance_type, base_job_name: str) -> ScriptProcessor:
+    return ScriptProcessor(
+        image_uri=image_uris.retrieve(
+            framework="sklearn",
+            region=region,
+            version=SKLEARN_IMAGE_VERSION,
+            py_version="py3",
+            instance_type="ml.m5.xlarge",
+        ),
+        command=["python3"],
+        instance_type=instance_type,
+        instance_count=1,
+        base_job_name=base_job_name,
+        sagemaker_session=session,
+        role=role_arn,
+    )
 
 
 def execution_path(root: str, *parts: str) -> Join:
