@@ -49,8 +49,8 @@ def _role(name: str) -> str:
 
 
 LOCAL_TUNING = {
-    "PIPELINE_POLL_SECONDS": "0.5",
-    "DEPLOY_POLL_SECONDS": "0.5",
+    "PIPELINE_POLL_SECONDS": "0.25",
+    "DEPLOY_POLL_SECONDS": "0.25",
 }
 
 

@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import io
 import json
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -197,6 +198,52 @@ def policy_audit():
         spec.loader.exec_module(sys.modules["project_policies"])
     audit = importlib.import_module("project_policies.call_audit")
     return audit.recorded_calls, audit.undecided, importlib.import_module("project_policies.rendered_template").Rendered
+
+
+def test_production_puts_the_definitions_batch_staging_rendered_and_never_imports_the_sdk(stack, v2, tmp_path):
+    from dataclasses import replace
+
+    from deploy import release
+    from deploy.batch import run as batch_run
+    from deploy.batch import staging, upsert
+    from deploy.environment import BUILD_VARIABLES, load
+    from deploy.errors import DeployError
+
+    assert deploy("build", build_dir=tmp_path, MODEL_PACKAGE_ARN=v2) == 0
+    environment = load(BUILD_VARIABLES)
+    staging.render_prod_ahead(environment, tmp_path)  # what batch-staging-test does after the staging run
+    ahead = json.loads((tmp_path / "prod-batch-rendered.json").read_text())
+    # production-deploy, in its own process: the endpoint, then the batch pipelines from that file.
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = ['deploy', '--build-dir', {str(tmp_path)!r}, 'deploy-stage', 'prod']\n"
+        "try:\n    runpy.run_module('deploy', run_name='__main__')\nexcept SystemExit as done:\n    code = done.code\n"
+        "print('exit', code, 'sdk', sorted({m.split('.')[0] for m in sys.modules} & {'sagemaker'}))\n"
+    )
+    job = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert job.stdout.splitlines()[-1] == "exit 0 sdk []", job.stdout + job.stderr
+    assert "the batch definitions batch-staging rendered" in job.stdout
+    sagemaker = boto3.client("sagemaker")
+    for pipeline, key in ((f"{PROJECT}-batch-inference-prod", "batch"), (f"{PROJECT}-model-quality-prod", "quality")):
+        assert sagemaker.describe_pipeline(PipelineName=pipeline)["PipelineDefinition"] == ahead[f"{key}_definition"]
+    assert serving("prod") == pinned("prod") == triggers("prod")["ModelPackageArn"] == v2
+    # The same bytes as the SDK renders from that plan (here, another process than the one that wrote the file).
+    role = release.read(tmp_path).stage("prod").parameters["ModelExecutionRoleArn"]  # as production-deploy takes it
+    prod = replace(environment, execution_role_arn=role)
+    _package, planned = upsert.checked_plan(prod, "prod", v2, batch_run.stage_settings("prod"))
+    rendered = upsert.render(planned)
+    assert (rendered.batch_definition, rendered.quality_definition) == (
+        ahead["batch_definition"],
+        ahead["quality_definition"],
+    )
+    # Another plan (a setting changed since batch-staging) is rendered again, not put from the file.
+    other = replace(planned, batch=replace(planned.batch, transform_instances=3))
+    assert upsert.rendered_ahead(tmp_path, other) is None
+    # A file edited after batch-staging (here: the Transform's model swapped) is refused.
+    ahead["batch_definition"] = ahead["batch_definition"].replace(planned.batch.model_name, "someone-elses-model")
+    (tmp_path / "prod-batch-rendered.json").write_text(json.dumps(ahead))
+    with pytest.raises(DeployError, match="edited after batch-staging"):
+        upsert.rendered_ahead(tmp_path, planned)
 
 
 def test_promotion_moves_prod_batch_and_a_rejection_moves_it_back_with_the_endpoint(stack, v1, v2, tmp_path):

@@ -110,6 +110,12 @@ def test_push_to_production_through_both_pipelines(tmp_path):
             transform = next(step for step in definition["Steps"] if step["Type"] == "Transform")
             model = sagemaker.describe_model(ModelName=transform["Arguments"]["ModelName"])
             assert model["PrimaryContainer"]["ModelPackageName"] == package["ModelPackageArn"], stage
+        # production-deploy put the prod definitions batch-staging rendered (no SDK import in that job).
+        rendered = json.loads((artifacts / "build" / "prod-batch-rendered.json").read_text())
+        prod_pipeline = sagemaker.describe_pipeline(PipelineName="abalone-batch-inference-prod")
+        assert prod_pipeline["PipelineDefinition"] == rendered["batch_definition"]
+        production_log = (pipeline_state / "output" / "production-deploy.log").read_text()
+        assert "the batch definitions batch-staging rendered" in production_log
     assert (state / "batch" / "drifted" / "drift-report.png").read_bytes()[:4] == b"\x89PNG"
     assert "baseline_drift_check" in (state / "batch" / "drifted" / "drift-report.html").read_text()
     assert re.search(r"\[9/11\] Batch inference \(prod\): a drifted batch.*\n\s+[1-9]\d* violation", demo.stdout)

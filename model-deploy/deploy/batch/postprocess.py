@@ -192,10 +192,9 @@ def drift_report(baseline_statistics: dict, current_statistics: dict, summary: d
     import base64
     import html
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
+    # A bare Figure, not pyplot: no GUI backend or global figure state to set up (pyplot's import alone is ~0.2 s);
+    # savefig renders the PNG with Agg.
+    from matplotlib.figure import Figure
 
     baseline = {f["name"]: f for f in baseline_statistics.get("features", [])}
     panels = []
@@ -206,7 +205,8 @@ def drift_report(baseline_statistics: dict, current_statistics: dict, summary: d
     violated = {v.get("feature_name") for v in summary["checks"]["data_quality"]["violations"]}
     columns = 3
     rows = max(1, math.ceil(len(panels) / columns))
-    figure, axes = pyplot.subplots(rows, columns, figsize=(4.2 * columns, 2.8 * rows), squeeze=False)
+    figure = Figure(figsize=(4.2 * columns, 2.8 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
     for axis, (name, labels, expected, observed) in zip(axes.flat, panels, strict=False):
         positions = np.arange(len(labels))
         axis.bar(positions - 0.2, expected, width=0.4, label="baseline", color="#4c72b0")
@@ -224,11 +224,13 @@ def drift_report(baseline_statistics: dict, current_statistics: dict, summary: d
         f"{summary['violation_count']} violation(s), attribution nDCG {summary['attribution_ndcg']}",
         fontsize=10,
     )
-    figure.tight_layout()
+    # Fixed margins in inches, not tight_layout: it lays the figure out by drawing it, about half the report's
+    # time, on every run (the panels' size never changes, so neither do the margins it would find).
+    height = 2.8 * rows
+    figure.subplots_adjust(left=0.05, right=0.99, top=1 - 0.75 / height, bottom=0.45 / height, wspace=0.18, hspace=0.37)
     folder.mkdir(parents=True, exist_ok=True)
     png = folder / "drift-report.png"
     figure.savefig(png, dpi=90)
-    pyplot.close(figure)
     violations = "".join(
         f"<tr><td>{html.escape(check)}</td><td>{html.escape(str(v.get('feature_name') or v.get('metric_name')))}</td>"
         f"<td>{html.escape(v['constraint_check_type'])}</td><td>{html.escape(str(v.get('description', '')))}</td></tr>"

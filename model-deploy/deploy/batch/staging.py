@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -98,6 +99,23 @@ def upsert_and_point_triggers(environment: Environment, package_arn: str, build_
     return record
 
 
+def render_prod_ahead(environment: Environment, build_dir: Path) -> None:
+    """Prod's batch definitions for the release, rendered here where the SDK is loaded anyway, so that
+    production-deploy puts them with boto3 (deploy/batch/upsert.py). Prod's plan: its model role from the release's
+    prod inputs, as production-deploy takes it. Nothing for a prod in its own account (no batch inference there)."""
+    from deploy.batch import upsert
+
+    resolved = release.read(build_dir)
+    prod = resolved.stage("prod")
+    if prod.account_id:
+        return
+    role = prod.parameters.get("ModelExecutionRoleArn") or environment.execution_role_arn
+    prod_environment = replace(environment, execution_role_arn=role)
+    settings = batch_run.stage_settings("prod")
+    path = upsert.render_ahead(prod_environment, "prod", resolved.package_arn, build_dir, settings)
+    print(f"Rendered prod's batch definitions for production-deploy: {path.name}", flush=True)
+
+
 def write_skipped(results_path: Path, report_path: Path, package_arn: str, reason: str) -> None:
     """The results JSON and a JUnit report of one skipped case, so GitLab shows why nothing was scored."""
     results = {"passed": True, "skipped": reason, "model_package_arn": package_arn, "tests": {}, "figures": {}}
@@ -124,6 +142,7 @@ def run(environment: Environment, build_dir: Path) -> int:
         write_skipped(results_path, report_path, package.arn, reason)
         return 0
     upsert_and_point_triggers(environment, resolved.package_arn, build_dir)
+    render_prod_ahead(environment, build_dir)
 
     s3 = aws.client("s3", environment.region)
     body, rows = sample(s3, package, sample_rows())
