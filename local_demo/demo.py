@@ -244,6 +244,7 @@ def _batch_stages(stack: LocalStack, report: Report, total: int, env: dict, stat
         if summary["violation_count"]:
             raise DemoError(f"the clean batch has {summary['violation_count']} drift violation(s): see above")
     with report.stage(9, total, "Batch inference (prod): a drifted batch replaces it (heavier animals)") as stage:
+        landed_at = time.time()
         arn = batch_stages.land(stack, batches.drifted(clean))
         summary = batch_stages.follow(run_command, env, repo, state_dir, "drifted", arn)
         report_path = batch_stages.show(summary, state_dir, "drifted")
@@ -252,7 +253,7 @@ def _batch_stages(stack: LocalStack, report: Report, total: int, env: dict, stat
             stack,
             lambda found: any("drift" in m.subject.lower() for m in found),
             timeout=10.0,
-            gate_key=f"{PROJECT} {batch_stages.STAGE} batch drift",  # the BatchDriftAlertRule's key
+            gate_key=(f"{PROJECT} {batch_stages.STAGE} batch drift", landed_at),  # the BatchDriftAlertRule's key
         )
         stage.outcome = (
             f"{summary['violation_count']} violation(s), max distance {summary['max_feature_distance']:.3f}, "
@@ -308,17 +309,18 @@ def _failing_build(stack: LocalStack, args, report: Report, total: int, variable
     return 0
 
 
-def _show_alerts(stack: LocalStack, enough, timeout: float = 15.0, gate_key: str = "") -> list[outbox.Message]:
+def _show_alerts(stack: LocalStack, enough, timeout: float = 15.0, gate_key=None) -> list[outbox.Message]:
     """The messages the alert topic sent so far (its outbox), printed as the subscriber reads them. Delivery is
-    asynchronous, as on AWS: wait until `enough(messages)` or the timeout. With `gate_key`, an alert the gate
-    holds back (one went out for that key within its window: a demo run again on its state) is not waited for."""
+    asynchronous, as on AWS: wait until `enough(messages)` or the timeout. With `gate_key` (key, since): an alert
+    the gate holds back, because one went out for that key before `since` and within its window (a demo run again
+    on its state), is not waited for."""
     url = outbox.queue_url(stack.client, ALERT_TOPIC)
     found: list[outbox.Message] = []
-    held_back = _alert_window_opened_before(stack, gate_key, time.time()) if gate_key else None
+    held_back = _alert_window_opened_before(stack, *gate_key) if gate_key else None
     if held_back is not None:
         found += outbox.drain(stack.client, url)
         sent_at = time.strftime("%H:%M:%S", time.localtime(held_back))
-        print(f"    (the alert gate holds it back: the alert for {gate_key!r} went out at {sent_at}, in its window)")
+        print(f"    (the alert gate holds it back: the alert for {gate_key[0]!r} went out at {sent_at}, in its window)")
         return found
     deadline = time.monotonic() + timeout
     while not enough(found) and time.monotonic() < deadline:
@@ -333,11 +335,12 @@ def _show_alerts(stack: LocalStack, enough, timeout: float = 15.0, gate_key: str
     return found
 
 
-def _alert_window_opened_before(stack: LocalStack, key: str, now: float) -> float | None:
-    """When the alert gate's open window for `key` started, if it started before `now` (None: no open window)."""
+def _alert_window_opened_before(stack: LocalStack, key: str, since: float) -> float | None:
+    """When the alert gate's window for `key` opened, if it opened before `since` and is still open (else None)."""
     item = stack.client("dynamodb").get_item(TableName=ALERT_WINDOW_TABLE, Key={"id": {"S": f"alert#{key}"}})
     found = item.get("Item")
-    if not found or float(found["expiration"]["N"]) < now or float(found["first"]["N"]) >= now:
+    # The gate stores whole seconds: a window opened in the second `since` falls in is this run's own.
+    if not found or float(found["expiration"]["N"]) < time.time() or float(found["first"]["N"]) >= int(since):
         return None
     return float(found["first"]["N"])
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+
+# One GetObject/PutObject a file, not boto3's managed transfer: that adds a HeadObject and a thread pool per file
+# (~7 ms against ~3 ms here, on every input and output of every step). Larger files keep the multipart upload.
+SINGLE_PUT_LIMIT = 64 * 1024 * 1024
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -24,7 +29,8 @@ def download_prefix(s3, uri: str, folder: Path) -> int:
                 continue
             target = folder / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, key, str(target))
+            with target.open("wb") as file:
+                shutil.copyfileobj(s3.get_object(Bucket=bucket, Key=key)["Body"], file)
             count += 1
     return count
 
@@ -33,7 +39,12 @@ def upload_folder(s3, folder: Path, uri: str) -> int:
     bucket, prefix = split_uri(uri.rstrip("/"))
     count = 0
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        s3.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(folder).as_posix()}")
+        key = f"{prefix}/{path.relative_to(folder).as_posix()}"
+        if path.stat().st_size > SINGLE_PUT_LIMIT:
+            s3.upload_file(str(path), bucket, key)
+        else:
+            with path.open("rb") as file:
+                s3.put_object(Bucket=bucket, Key=key, Body=file)
         count += 1
     return count
 
