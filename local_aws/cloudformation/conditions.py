@@ -10,31 +10,63 @@ its diff sees a resource only when its JSON or a parameter it references changed
 alone (through a parameter only the condition reads) still changes nothing.
 
 Installed by importing this module (the server imports it with the CloudFormation models, before the journal is
-replayed): it replaces the module-level function moto's `update` calls.
+replayed): it replaces the module-level function moto's `update` calls, once moto's parsing module is imported.
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
+import sys
 from typing import Any
 
-from moto.cloudformation import parsing
-
-_update_resource = parsing.parse_and_update_resource
+PARSING = "moto.cloudformation.parsing"  # imports every moto service's models: ~1 s, so it is never imported here
 
 
-def _update_honouring_condition(
-    logical_id: str, resource_json: dict[str, Any], resources_map, account_id: str, region_name: str
-):
-    condition = resource_json.get("Condition")
-    existing = resources_map._parsed_resources.get(logical_id)
-    if condition and not resources_map.lazy_condition_map[condition]:
-        if existing is not None:
-            resources_map._delete_resource(existing, resource_json)
-        return None
-    if existing is None:
-        return parsing.parse_and_create_resource(logical_id, resource_json, resources_map, account_id, region_name)
-    return _update_resource(logical_id, resource_json, resources_map, account_id, region_name)
+def _patch(parsing) -> None:
+    update_resource = parsing.parse_and_update_resource
+
+    def update_honouring_condition(
+        logical_id: str, resource_json: dict[str, Any], resources_map, account_id: str, region_name: str
+    ):
+        condition = resource_json.get("Condition")
+        existing = resources_map._parsed_resources.get(logical_id)
+        if condition and not resources_map.lazy_condition_map[condition]:
+            if existing is not None:
+                resources_map._delete_resource(existing, resource_json)
+            return None
+        if existing is None:
+            return parsing.parse_and_create_resource(logical_id, resource_json, resources_map, account_id, region_name)
+        return update_resource(logical_id, resource_json, resources_map, account_id, region_name)
+
+    parsing.parse_and_update_resource = update_honouring_condition
 
 
-if getattr(parsing.parse_and_update_resource, "__name__", "") != _update_honouring_condition.__name__:
-    parsing.parse_and_update_resource = _update_honouring_condition
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Patches moto's parsing module right after its first import (a stack start that makes no stack never pays
+    for importing it)."""
+
+    def find_spec(self, name, path, target=None):
+        if name != PARSING:
+            return None
+        sys.meta_path.remove(self)  # the regular finders find the module; this finder only wraps its loading
+        spec = importlib.util.find_spec(name)
+        loader = spec.loader
+        exec_module = loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            _patch(module)
+
+        loader.exec_module = exec_and_patch
+        return spec
+
+
+def install() -> None:
+    if PARSING in sys.modules:
+        _patch(sys.modules[PARSING])
+    elif not any(isinstance(finder, _PatchOnImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport())
+
+
+install()

@@ -199,3 +199,35 @@ def test_the_triggers_stack_takes_the_stage_settings_and_points_at_the_version()
     no_role = Environment(region="eu-west-1", project_name="abalone", artifact_bucket="bucket")
     with pytest.raises(DeployError, match="MODEL_EXECUTION_ROLE_ARN"):
         schedule.parameters(no_role, "prod", arn, {})
+
+
+def test_the_staging_sample_spreads_over_the_training_data_and_keeps_its_header():
+    import io
+
+    from deploy.batch import staging
+    from deploy.registry import ModelPackage
+
+    class Bucket:  # the one call sample() makes: GetObject of the version's InputDataUrl
+        def __init__(self, text: str):
+            self.text = text
+
+        def get_object(self, Bucket, Key):  # noqa: N803 - boto3's parameter names
+            return {"Body": io.BytesIO(self.text.encode())}
+
+    ordered = "sex,length,rings\n" + "".join(f"M,0.{index:03d},{index}\n" for index in range(1000))
+    package = ModelPackage(
+        arn="arn:aws:sagemaker:us-east-1:123456789012:model-package/abalone/1",
+        group="abalone",
+        version=1,
+        approval_status="Approved",
+        metadata={"InputDataUrl": "s3://bucket/data/abalone.csv"},
+    )
+    body, rows = staging.sample(Bucket(ordered), package, 200)
+    lines = body.splitlines()
+    labels = [int(line.rsplit(",", 1)[1]) for line in lines[1:]]
+    assert rows == 200 and lines[0] == "sex,length,rings"
+    assert labels == list(range(0, 1000, 5))  # every fifth row: the whole range, not its first fifth
+    body, rows = staging.sample(Bucket(ordered), package, 5000)  # more asked than there are: every row
+    assert rows == 1000 and body == ordered
+    headerless = ordered.split("\n", 1)[1]
+    assert staging.sample(Bucket(headerless), package, 2) == ("M,0.000,0\nM,0.500,500\n", 2)
