@@ -33,7 +33,7 @@ METADATA_FEATURE_CODE_DIGEST = "FeatureCodeSha256"
 POSTPROCESS = Path(definition.HERE / "postprocess.py")
 QUALITY = Path(definition.HERE / "quality.py")
 RENDERED_AHEAD = "{stage}-batch-rendered.json"  # written by batch-staging for prod, read by production-deploy
-INLINE_DEFINITION_LIMIT = 100 * 1024  # CreatePipeline's PipelineDefinition: larger ones go through S3
+INLINE_DEFINITION_LIMIT = 100 * 1024  # the SDK puts larger definitions in S3 first; ours are ~10 KB, so refused
 
 
 @dataclasses.dataclass(frozen=True)
