@@ -317,20 +317,18 @@ def _show_alerts(stack: LocalStack, enough, timeout: float = 15.0, gate_key=None
     url = outbox.queue_url(stack.client, ALERT_TOPIC)
     found: list[outbox.Message] = []
     held_back = _alert_window_opened_before(stack, *gate_key) if gate_key else None
-    if held_back is not None:
-        found += outbox.drain(stack.client, url)
-        sent_at = time.strftime("%H:%M:%S", time.localtime(held_back))
-        print(f"    (the alert gate holds it back: the alert for {gate_key[0]!r} went out at {sent_at}, in its window)")
-        return found
-    deadline = time.monotonic() + timeout
+    found += outbox.drain(stack.client, url)
+    deadline = time.monotonic() + (0 if held_back is not None else timeout)  # nothing more is coming
     while not enough(found) and time.monotonic() < deadline:
+        time.sleep(0.1)
         found += outbox.drain(stack.client, url)
-        if not enough(found):
-            time.sleep(0.1)
     for message in found:
         print(f"    --- to: the {ALERT_TOPIC} subscribers   subject: {message.subject or '(none)'}")
         print("\n".join(f"    | {line}" for line in message.text.splitlines()))
-    if not found:
+    if held_back is not None:
+        sent_at = time.strftime("%H:%M:%S", time.localtime(held_back))
+        print(f"    (the alert gate holds it back: the alert for {gate_key[0]!r} went out at {sent_at}, in its window)")
+    elif not found:
         print("    (no message)")
     return found
 
