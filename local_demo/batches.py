@@ -1,9 +1,9 @@
 """The demo's batches for the production batch inference pipeline: a clean one and a drifted one.
 
 Both are raw rows in the training schema (the pipeline's Preprocess encodes them with the package's feature
-code). The drifted one shifts what the model leans on, as tests/test_batch_inference.py's drifted() does (a test
-pins the copy): heavier animals, and the shell and shucked weights fixed at one value, so their attributions
-vanish and the features' ranking changes whichever rows the explainer samples.
+code). The drifted one shifts what the model leans on (tests/test_batch_inference.py scores the same batches):
+heavier animals, and the shell and shucked weights fixed at one value, so their attributions vanish and the
+features' ranking changes whichever rows the explainer samples.
 """
 
 from __future__ import annotations

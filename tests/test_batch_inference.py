@@ -18,6 +18,7 @@ import pytest
 
 from local_aws import LocalStack
 from local_aws.sagemaker_runtime import models
+from local_demo import batches
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ABALONE_CSV = REPO_ROOT.parent / "shared" / "datasets" / "abalone.csv"
@@ -103,20 +104,13 @@ def run_batch(input_uri: str, *extra: str) -> dict:
     return batch_run.execute(load(RESULTS_VARIABLES), "staging", parameters)
 
 
-def drifted(frame: pd.DataFrame) -> pd.DataFrame:
-    # Heavier animals, and the two weights the model leans on most (shell, shucked) fixed at one value: their
-    # attributions vanish and the ranking changes, whichever rows the explainer samples.
-    shifted = frame.copy()
-    for column in ("whole_weight", "viscera_weight"):
-        shifted[column] = shifted[column] * 1.8
-    for column in ("shell_weight", "shucked_weight"):
-        shifted[column] = shifted[column].median()
-    return shifted
+# The demo's batches (local_demo/batches.py): 300 raw rows, and the same rows drifted where the model leans.
+drifted = batches.drifted
 
 
 @pytest.fixture(scope="module")
 def sample() -> pd.DataFrame:
-    return pd.read_csv(ABALONE_CSV).sample(300, random_state=7).reset_index(drop=True)
+    return batches.clean(pd.read_csv(ABALONE_CSV))
 
 
 @pytest.fixture(scope="module")
