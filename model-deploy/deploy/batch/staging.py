@@ -21,6 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 from xml.etree import ElementTree
 
+from botocore.exceptions import ClientError
+
 from deploy import aws, registry, release, stage_config, staging_test, suite_report
 from deploy.batch import definition, promote, schedule
 from deploy.batch import run as batch_run
@@ -119,7 +121,7 @@ def render_prod_ahead(environment: Environment, build_dir: Path) -> None:
     settings = batch_run.stage_settings("prod")
     try:
         path = upsert.render_ahead(prod_environment, "prod", resolved.package_arn, build_dir, settings)
-    except DeployError as error:  # a shortcut only: production-deploy renders (and refuses) with its own checks
+    except (DeployError, ClientError) as error:  # a shortcut only: production-deploy renders (and refuses) itself
         print(f"warning: prod's batch definitions not rendered ahead: {error}", flush=True)
         return
     print(f"Rendered prod's batch definitions for production-deploy: {path.name}", flush=True)

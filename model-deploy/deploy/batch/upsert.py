@@ -365,8 +365,14 @@ def upsert(environment: Environment, stage: str, package_arn: str, build_dir: Pa
 
 
 def render_ahead(environment: Environment, stage: str, package_arn: str, build_dir: Path, settings: dict) -> Path:
-    """Render another stage's definitions now (batch-staging, for prod), for its deploy job to put without the SDK."""
-    _package, planned = checked_plan(environment, stage, package_arn, settings)
+    """Render another stage's definitions now (batch-staging, for prod), for its deploy job to put without the SDK.
+
+    Planned without `checked_plan`'s checks: batch-staging's own upsert has just made them (the model artifact's
+    SHA-256 among them, a whole download), and the deploy job makes them again before it puts anything."""
+    sagemaker, s3 = aws.client("sagemaker", environment.region), aws.client("s3", environment.region)
+    description = sagemaker.describe_model_package(ModelPackageName=package_arn)
+    package = registry.ModelPackage.from_description(description)
+    planned = plan(environment, stage, package, description, s3, settings)
     return write_rendered(build_dir, planned, render(planned))
 
 
